@@ -1,0 +1,38 @@
+"""jaxmlp: a functional multilayer perceptron in JAX, with its backpropagation written out.
+
+Parameters are pytrees (a tuple of ``{"W", "b"}`` dicts); pure functions give the forward pass
+and the regularized objective; `jax.grad` differentiates it and `jax.jit` compiles it.
+"""
+
+from jaxmlp import activations, datasets, losses, metrics, optim
+from jaxmlp.datasets import spiral
+from jaxmlp.metrics import accuracy
+from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
+from jaxmlp.objective import objective
+from jaxmlp.optim import apply_updates
+from jaxmlp.regularization import Regularization, penalty, penalty_grad
+from jaxmlp.train import make_train_step, train_step
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "MLP",
+    "Params",
+    "Regularization",
+    "accuracy",
+    "activations",
+    "apply_updates",
+    "datasets",
+    "forward",
+    "forward_intermediates",
+    "init_params",
+    "losses",
+    "make_train_step",
+    "metrics",
+    "objective",
+    "optim",
+    "penalty",
+    "penalty_grad",
+    "spiral",
+    "train_step",
+]
