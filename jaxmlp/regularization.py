@@ -43,7 +43,9 @@ class Regularization:
       l2w: strength of ``ΣW²``.
       l2b: strength of ``Σb²``.
 
-    All strengths must be finite and ``>= 0``.
+    All strengths must be finite and ``>= 0``. ``None`` is accepted only so that a
+    `Regularization` can serve as a `jax.vmap` axis spec (``Regularization(None, None, 0,
+    None)``); computing a penalty with a ``None`` strength raises an error.
 
     >>> Regularization(l2w=5e-4, l2b=5e-4)
     Regularization(l1w=0.0, l1b=0.0, l2w=0.0005, l2b=0.0005)
@@ -56,7 +58,8 @@ class Regularization:
 
     def __post_init__(self) -> None:
         for name in _FIELDS:
-            check_nonnegative(f"Regularization.{name}", getattr(self, name))
+            if getattr(self, name) is not None:
+                check_nonnegative(f"Regularization.{name}", getattr(self, name))
 
     @classmethod
     def elastic_net(
@@ -109,8 +112,8 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
     if reg is None:
         return (Regularization(),) * n_layers
     if isinstance(reg, Regularization):
-        return (reg,) * n_layers
-    if isinstance(reg, (tuple, list)):
+        reg = (reg,) * n_layers
+    elif isinstance(reg, (tuple, list)):
         if len(reg) != n_layers:
             raise ValueError(
                 f"reg must hold one Regularization per layer ({n_layers}); got {len(reg)}"
@@ -124,11 +127,17 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
                     f"reg[{l}] must be a jaxmlp.Regularization or None; got {type(r).__name__}"
                 )
             out.append(r)
-        return tuple(out)
-    raise TypeError(
-        "reg must be a jaxmlp.Regularization, a tuple of them (one per layer) or None; got "
-        f"{type(reg).__name__}"
-    )
+        reg = tuple(out)
+    else:
+        raise TypeError(
+            "reg must be a jaxmlp.Regularization, a tuple of them (one per layer) or None; got "
+            f"{type(reg).__name__}"
+        )
+    for r in set(reg):
+        for name in _FIELDS:
+            if getattr(r, name) is None:
+                raise ValueError(f"Regularization.{name} is None; a strength must be a number")
+    return reg
 
 
 def penalty(params, reg: RegLike) -> jax.Array:
