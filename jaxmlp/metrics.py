@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -38,3 +40,22 @@ def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
             )
         correct = jnp.argmax(outputs, axis=1) == y
     return jnp.mean(correct.astype(jnp.result_type(float)))
+
+
+def regression_accuracy(outputs: jax.Array, y: jax.Array, precision: Any = None) -> jax.Array:
+    """The book's regression "accuracy": the share of elements with ``|ŷ − y| < precision``.
+
+    ``precision`` defaults to ``std(y) / 250``, as in the book; pass the training set's value
+    when scoring validation data so both use the same yardstick.
+
+    >>> y = jnp.array([[0.0], [1.0], [2.0], [3.0]])
+    >>> regression_accuracy(y + jnp.array([[0.0], [0.001], [0.5], [0.0]]), y)
+    Array(0.75, dtype=float32)
+    """
+    outputs, y = jnp.asarray(outputs), jnp.asarray(y)
+    if outputs.shape != y.shape:
+        raise ValueError(f"y must have the shape of outputs {outputs.shape}; got {y.shape}")
+    if precision is None:
+        precision = jnp.std(y) / 250
+    close = jnp.abs(outputs - y) < precision
+    return jnp.mean(close.astype(jnp.result_type(float)))

@@ -1,0 +1,238 @@
+"""Checkpoints: the net, params, optimizer state and metadata in one file, without pickle.
+
+A checkpoint is a NumPy ``.npz`` archive holding one array per leaf and a JSON header that
+describes the architecture, the layout of the trees and the user's metadata. Loading reads
+arrays with ``allow_pickle=False`` and rebuilds trees only from plain containers (tuple, list,
+dict) and jaxmlp's own state and schedule types, looked up by name in a fixed table: a
+checkpoint from an untrusted source cannot run code. A SHA-256 digest over the header and every
+array detects truncation and tampering. Writes are atomic: the file is written beside its
+destination, flushed to disk, then renamed over it, so a crash mid-write leaves the previous
+checkpoint intact.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+import zipfile
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp.model import MLP, Params, check_params
+
+FORMAT = "jaxmlp-checkpoint"
+VERSION = 1
+_HEADER = "__header__"
+
+
+class Checkpoint(NamedTuple):
+    """What `load` returns."""
+
+    net: MLP
+    params: Params
+    opt_state: Any
+    key: jax.Array | None
+    metadata: dict
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be loaded: truncated, modified, or not a checkpoint."""
+
+
+def _state_types() -> dict[str, type]:
+    """Tree node types a checkpoint may name: jaxmlp's optimizer states and schedules."""
+    from jaxmlp import optim, regularization
+
+    modules = [optim, regularization]
+    try:
+        from jaxmlp import schedules
+
+        modules.append(schedules)
+    except ImportError:  # pragma: no cover - schedules ship with the package
+        pass
+    table: dict[str, type] = {}
+    for module in modules:
+        for name, obj in vars(module).items():
+            if isinstance(obj, type) and issubclass(obj, tuple) and hasattr(obj, "_fields"):
+                table[name] = obj
+    return table
+
+
+def _encode(tree: Any, leaves: list) -> Any:
+    """JSON description of `tree`; arrays are appended to `leaves` and named by index."""
+    if tree is None:
+        return None
+    if isinstance(tree, tuple) and hasattr(tree, "_fields"):
+        name = type(tree).__name__
+        if _state_types().get(name) is not type(tree):
+            raise TypeError(f"cannot save a {name}: only jaxmlp's own state types are supported")
+        return {
+            "type": name,
+            "fields": {f: _encode(getattr(tree, f), leaves) for f in tree._fields},
+        }
+    if isinstance(tree, (tuple, list)):
+        return {"type": type(tree).__name__, "items": [_encode(t, leaves) for t in tree]}
+    if isinstance(tree, dict):
+        if not all(isinstance(k, str) for k in tree):
+            raise TypeError("cannot save a dict with non-string keys")
+        return {"type": "dict", "items": {k: _encode(v, leaves) for k, v in tree.items()}}
+    arr = np.asarray(tree)
+    if arr.dtype == object or not (
+        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
+    ):
+        raise TypeError(f"cannot save a leaf of type {type(tree).__name__}")
+    leaves.append(arr)
+    return {"leaf": len(leaves) - 1}
+
+
+def _decode(desc: Any, arrays: list[np.ndarray]) -> Any:
+    if desc is None:
+        return None
+    if not isinstance(desc, dict):
+        raise CheckpointError(f"malformed tree description: {desc!r:.80}")
+    if "leaf" in desc:
+        i = desc["leaf"]
+        if not isinstance(i, int) or not 0 <= i < len(arrays):
+            raise CheckpointError(f"tree description names a missing array {i!r}")
+        return jnp.asarray(arrays[i])
+    kind = desc.get("type")
+    if kind == "tuple":
+        return tuple(_decode(d, arrays) for d in desc["items"])
+    if kind == "list":
+        return [_decode(d, arrays) for d in desc["items"]]
+    if kind == "dict":
+        return {k: _decode(v, arrays) for k, v in desc["items"].items()}
+    cls = _state_types().get(kind)
+    if cls is None:
+        raise CheckpointError(f"checkpoint names an unknown type {kind!r}")
+    fields = desc.get("fields", {})
+    if set(fields) != set(cls._fields):
+        raise CheckpointError(f"{kind} in the checkpoint has fields {sorted(fields)}")
+    return cls(**{f: _decode(fields[f], arrays) for f in cls._fields})
+
+
+def _digest(header: dict, arrays: list[np.ndarray]) -> str:
+    h = hashlib.sha256(json.dumps(header, sort_keys=True).encode())
+    for arr in arrays:
+        h.update(f"{arr.dtype.str}{arr.shape}".encode())
+        h.update(np.ascontiguousarray(arr).tobytes())
+    return h.hexdigest()
+
+
+def save(
+    path: str | os.PathLike,
+    net: MLP,
+    params: Params,
+    opt_state: Any = None,
+    *,
+    key: jax.Array | None = None,
+    metadata: dict | None = None,
+) -> None:
+    """Write a checkpoint atomically: the net, params, optimizer state, a PRNG key, metadata.
+
+    Args:
+      path: destination file (conventionally ``….npz``); its directory must exist.
+      net: the architecture.
+      params: the parameters of `net`.
+      opt_state: an optimizer state from `jaxmlp.optim` (or None).
+      key: a JAX PRNG key to store (for resuming a run bit-exactly), or None.
+      metadata: JSON-serializable training metadata (epoch, hyperparameters, history, …).
+    """
+    check_params(net, params)
+    leaves: list[np.ndarray] = []
+    trees = {"params": _encode(params, leaves), "opt_state": _encode(opt_state, leaves)}
+    key_info = None
+    if key is not None:
+        if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            key = jax.random.wrap_key_data(key)
+        key_info = {"impl": str(jax.random.key_impl(key)), "leaf": len(leaves)}
+        leaves.append(np.asarray(jax.random.key_data(key)))
+    try:
+        meta = json.loads(json.dumps(metadata or {}))
+    except (TypeError, ValueError) as err:
+        raise TypeError(f"metadata must be JSON-serializable: {err}") from err
+    header = {
+        "format": FORMAT,
+        "version": VERSION,
+        "net": {"sizes": list(net.sizes), "activations": list(net.activations)},
+        "trees": trees,
+        "key": key_info,
+        "metadata": meta,
+    }
+    header["sha256"] = _digest(header, leaves)
+    payload = {f"a{i}": arr for i, arr in enumerate(leaves)}
+    payload[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+
+    path = os.fspath(path)
+    directory = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **payload)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def load(path: str | os.PathLike) -> Checkpoint:
+    """Read a checkpoint written by `save`; never runs code from the file.
+
+    Returns:
+      A `Checkpoint` ``(net, params, opt_state, key, metadata)``.
+
+    Raises:
+      FileNotFoundError; `CheckpointError` (a ValueError) for a file that is truncated,
+      modified after it was written, or not a jaxmlp checkpoint.
+    """
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+            if _HEADER not in data.files:
+                raise CheckpointError(f"{path} is not a jaxmlp checkpoint (no header)")
+            header = json.loads(data[_HEADER].tobytes().decode())
+            n = sum(1 for f in data.files if f != _HEADER)
+            arrays = [data[f"a{i}"] for i in range(n)]
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupted?): {err}"
+        ) from err
+    if not isinstance(header, dict) or header.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a jaxmlp checkpoint")
+    if header.get("version") != VERSION:
+        raise CheckpointError(
+            f"{path} has checkpoint format version {header.get('version')!r}; "
+            f"this jaxmlp reads version {VERSION}"
+        )
+    expected = header.pop("sha256", None)
+    if expected != _digest(header, arrays):
+        raise CheckpointError(
+            f"{path} does not match its SHA-256 digest: the file was modified or damaged"
+        )
+    try:
+        net = MLP(tuple(header["net"]["sizes"]), tuple(header["net"]["activations"]))
+        params = _decode(header["trees"]["params"], arrays)
+        check_params(net, params)
+        opt_state = _decode(header["trees"]["opt_state"], arrays)
+        key = None
+        if header.get("key"):
+            key = jax.random.wrap_key_data(
+                jnp.asarray(arrays[header["key"]["leaf"]]), impl=header["key"]["impl"]
+            )
+    except CheckpointError:
+        raise
+    except (KeyError, TypeError, ValueError) as err:
+        raise CheckpointError(f"{path} holds an inconsistent checkpoint: {err}") from err
+    return Checkpoint(net, params, opt_state, key, header.get("metadata", {}))

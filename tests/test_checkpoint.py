@@ -1,0 +1,140 @@
+import json
+import os
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmlp as jm
+from jaxmlp import checkpoint
+
+NET = jm.MLP((2, 5, 3), ("relu", "softmax"))
+
+
+def saved(tmp_path, **kwargs):
+    params = jm.init_params(jax.random.key(0), NET)
+    opt = jm.optim.sgd(0.1, momentum=0.9)
+    state = opt.init(params)
+    # One real step so the state holds non-zero values.
+    grads = jax.tree.map(jnp.ones_like, params)
+    _, state = opt.update(grads, state, params)
+    path = tmp_path / "ckpt.npz"
+    checkpoint.save(
+        path,
+        NET,
+        params,
+        state,
+        key=jax.random.key(7),
+        metadata={"epoch": 12, "note": "hi"},
+        **kwargs,
+    )
+    return path, params, state
+
+
+def test_round_trip_is_exact(tmp_path):
+    path, params, state = saved(tmp_path)
+    ck = checkpoint.load(path)
+    assert ck.net == NET
+    assert type(ck.opt_state) is type(state)
+    chex.assert_trees_all_equal((ck.params, ck.opt_state), (params, state))
+    assert ck.opt_state.count.dtype == jnp.int32
+    np.testing.assert_array_equal(
+        jax.random.key_data(ck.key), jax.random.key_data(jax.random.key(7))
+    )
+    assert ck.metadata == {"epoch": 12, "note": "hi"}
+    assert os.listdir(tmp_path) == ["ckpt.npz"]
+
+
+def test_round_trip_float64(tmp_path, x64):
+    path, params, state = saved(tmp_path)
+    ck = checkpoint.load(path)
+    assert ck.params[0]["W"].dtype == jnp.float64
+    chex.assert_trees_all_equal(ck.params, params)
+
+
+def test_crash_mid_write_keeps_the_previous_checkpoint(tmp_path, monkeypatch):
+    path, params, _ = saved(tmp_path)
+    before = path.read_bytes()
+
+    def crash(f, **arrays):
+        f.write(b"half a file")
+        raise KeyboardInterrupt("power cut")
+
+    monkeypatch.setattr(np, "savez", crash)
+    with pytest.raises(KeyboardInterrupt):
+        checkpoint.save(path, NET, jax.tree.map(lambda a: a + 1, params))
+    assert path.read_bytes() == before
+    assert os.listdir(tmp_path) == ["ckpt.npz"]  # no temporary file left behind
+    monkeypatch.undo()
+    chex.assert_trees_all_equal(checkpoint.load(path).params, params)
+
+
+def test_truncated_file_gives_a_clear_error(tmp_path):
+    path, _, _ = saved(tmp_path)
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"not a readable checkpoint \(truncated or corrupted\?\)"
+    ):
+        checkpoint.load(path)
+
+
+def rewrite(path, change):
+    with np.load(path, allow_pickle=False) as data:
+        arrays = {k: data[k] for k in data.files}
+    header = json.loads(arrays["__header__"].tobytes())
+    change(arrays, header)
+    arrays["__header__"] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    np.savez(path, **arrays)
+
+
+def test_tampered_weights_are_detected(tmp_path):
+    path, _, _ = saved(tmp_path)
+    rewrite(path, lambda arrays, header: arrays.__setitem__("a0", arrays["a0"] * 2))
+    with pytest.raises(checkpoint.CheckpointError, match=r"does not match its SHA-256 digest"):
+        checkpoint.load(path)
+
+
+def test_a_forged_type_name_is_refused_not_imported(tmp_path):
+    path, _, _ = saved(tmp_path)
+
+    def forge(arrays, header):
+        header["trees"]["opt_state"]["type"] = "os.system"
+        header.pop("sha256")
+        header["sha256"] = checkpoint._digest(
+            header, [arrays[f"a{i}"] for i in range(len(arrays) - 1)]
+        )
+
+    rewrite(path, forge)
+    with pytest.raises(checkpoint.CheckpointError, match=r"unknown type 'os.system'"):
+        checkpoint.load(path)
+
+
+def test_object_arrays_are_never_unpickled(tmp_path):
+    path = tmp_path / "evil.npz"
+    np.savez(path, __header__=np.array([{"format": "jaxmlp-checkpoint"}], dtype=object))
+    with pytest.raises(checkpoint.CheckpointError, match=r"not a readable checkpoint"):
+        checkpoint.load(path)
+
+
+def test_other_files_are_not_checkpoints(tmp_path):
+    path = tmp_path / "data.npz"
+    np.savez(path, x=np.zeros(3))
+    with pytest.raises(
+        checkpoint.CheckpointError, match=r"is not a jaxmlp checkpoint \(no header\)"
+    ):
+        checkpoint.load(path)
+    with pytest.raises(FileNotFoundError, match=r"checkpoint not found: .*missing.npz"):
+        checkpoint.load(tmp_path / "missing.npz")
+
+
+def test_save_refuses_what_it_cannot_load(tmp_path):
+    params = jm.init_params(jax.random.key(0), NET)
+    with pytest.raises(TypeError, match=r"metadata must be JSON-serializable"):
+        checkpoint.save(tmp_path / "c.npz", NET, params, metadata={"f": object()})
+    with pytest.raises(TypeError, match=r"cannot save a leaf of type builtin_function"):
+        checkpoint.save(tmp_path / "c.npz", NET, params, opt_state=(print,))
+    with pytest.raises(ValueError, match=r"params must hold 2 layer"):
+        checkpoint.save(tmp_path / "c.npz", NET, params[:1])
