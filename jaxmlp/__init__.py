@@ -4,7 +4,7 @@ Parameters are pytrees (a tuple of ``{"W", "b"}`` dicts); pure functions give th
 and the regularized objective; `jax.grad` differentiates it and `jax.jit` compiles it.
 """
 
-from jaxmlp import activations, datasets, losses, metrics, optim
+from jaxmlp import activations, datasets, losses, metrics, optim, schedules
 from jaxmlp.datasets import spiral
 from jaxmlp.metrics import accuracy
 from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
@@ -33,6 +33,7 @@ __all__ = [
     "optim",
     "penalty",
     "penalty_grad",
+    "schedules",
     "spiral",
     "train_step",
 ]
