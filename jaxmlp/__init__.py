@@ -5,7 +5,9 @@ and the regularized objective; `jax.grad` differentiates it and `jax.jit` compil
 """
 
 from jaxmlp import activations, datasets, losses, metrics, optim, schedules
+from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.datasets import spiral
+from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
 from jaxmlp.metrics import accuracy
 from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
 from jaxmlp.objective import objective
@@ -16,15 +18,19 @@ from jaxmlp.train import make_train_step, train_step
 __version__ = "0.1.0"
 
 __all__ = [
+    "GradcheckReport",
+    "LeafCheck",
     "MLP",
     "Params",
     "Regularization",
     "accuracy",
     "activations",
     "apply_updates",
+    "backprop",
     "datasets",
     "forward",
     "forward_intermediates",
+    "gradcheck",
     "init_params",
     "losses",
     "make_train_step",
@@ -36,4 +42,5 @@ __all__ = [
     "schedules",
     "spiral",
     "train_step",
+    "value_and_backprop",
 ]

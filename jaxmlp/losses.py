@@ -14,6 +14,17 @@ Every other cross-entropy pairing (sigmoid output with categorical cross-entropy
 with binary cross-entropy) works on the probabilities, clipped to ``[1e-7, 1 − 1e-7]`` as the
 book clips them. Cross-entropy on an output that is not a probability (linear, relu,
 leaky_relu, tanh) is refused with an error: ``log`` of it would be NaN.
+
+Each loss has its gradient written by hand beside it (``mse_grad`` …), for the hand-written
+backward pass in `jaxmlp.backprop`: ``dL/dŷ`` for a loss of the output activations, ``dL/dz``
+for a loss computed from the logits. They follow what `jax.grad` of the forward code above
+returns, kinks included:
+
+- ``mae`` at ``ŷ = y``: the loss is ``|y − ŷ|`` and ``|·|'(0) = +1`` (as ``jax.grad(jnp.abs)``
+  and the L1 penalty), so ``dL/dŷ = −1/N`` there.
+- clipped cross-entropy: the clip passes the gradient through (factor 1) strictly inside
+  ``(1e-7, 1 − 1e-7)``, blocks it (0) outside, and halves it (0.5) exactly at a bound, as
+  ``jnp.clip`` (a ``maximum`` then a ``minimum``, which split ties) does.
 """
 
 from __future__ import annotations
@@ -25,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp._checks import check_array, check_choice, check_finite, is_concrete
+from jaxmlp.regularization import l1_sign
 
 NAMES: tuple[str, ...] = ("mse", "mae", "binary_crossentropy", "categorical_crossentropy")
 PROBABILITY_OUTPUTS: tuple[str, ...] = ("sigmoid", "softmax")
@@ -37,9 +49,36 @@ def mse(pred: jax.Array, y: jax.Array) -> jax.Array:
     return jnp.mean((y - pred) ** 2)
 
 
+def mse_grad(pred: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `mse` with respect to ``ŷ``: ``2·(ŷ − y) / N``, ``N`` = every element.
+
+    >>> mse_grad(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 2.0]]))
+    Array([[1., 0.]], dtype=float32)
+    """
+    return 2 * (pred - y) / pred.size
+
+
 def mae(pred: jax.Array, y: jax.Array) -> jax.Array:
     """Mean absolute error ``mean(|y − ŷ|)`` over every element."""
     return jnp.mean(jnp.abs(y - pred))
+
+
+def mae_grad(pred: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `mae` with respect to ``ŷ``: ``−sign(y − ŷ) / N``, with ``sign(0) = +1``.
+
+    At ``ŷ = y`` this is ``−1/N``: the convention of ``jax.grad(jnp.abs)(0.0) = 1``.
+
+    >>> mae_grad(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 2.0]]))
+    Array([[ 0.5, -0.5]], dtype=float32)
+    """
+    return -l1_sign(y - pred) / pred.size
+
+
+def _clip_grad(p: jax.Array) -> jax.Array:
+    """Derivative of ``jnp.clip(p, 1e-7, 1 − 1e-7)``: 1 inside, 0 outside, 0.5 at a bound."""
+    lo, hi = jnp.asarray(CLIP, p.dtype), jnp.asarray(1 - CLIP, p.dtype)
+    inside = jnp.where((p > lo) & (p < hi), 1.0, 0.0)
+    return jnp.where((p == lo) | (p == hi), 0.5, inside).astype(p.dtype)
 
 
 def binary_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
@@ -48,9 +87,31 @@ def binary_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
     return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
 
 
+def binary_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `binary_crossentropy` with respect to ``p``: ``(−y/p + (1−y)/(1−p)) / N``.
+
+    ``p`` clipped as in the loss; the result is multiplied by the clip's derivative (0 where
+    the clip is active).
+
+    >>> binary_crossentropy_grad(jnp.array([[0.5, 0.5]]), jnp.array([[1.0, 0.0]]))
+    Array([[-1.,  1.]], dtype=float32)
+    """
+    p = jnp.clip(prob, CLIP, 1 - CLIP)
+    return (-y / p + (1 - y) / (1 - p)) / prob.size * _clip_grad(prob)
+
+
 def binary_crossentropy_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
     """Binary cross-entropy of ``σ(z)``, computed from the logits: ``mean(softplus(z) − y·z)``."""
     return jnp.mean(jax.nn.softplus(z) - y * z)
+
+
+def binary_crossentropy_from_logits_grad(z: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `binary_crossentropy_from_logits` with respect to ``z``: ``(σ(z) − y) / N``.
+
+    >>> binary_crossentropy_from_logits_grad(jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.0]]))
+    Array([[-0.25,  0.25]], dtype=float32)
+    """
+    return (jax.nn.sigmoid(z) - y) / z.size
 
 
 def categorical_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
@@ -65,6 +126,44 @@ def categorical_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
 def categorical_crossentropy_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
     """Categorical cross-entropy of ``softmax(z)``, from the logits via ``log_softmax``."""
     return -jnp.mean(_pick(jax.nn.log_softmax(z, axis=-1), y))
+
+
+def categorical_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `categorical_crossentropy` with respect to ``p``: ``−t / (B·p)``.
+
+    ``t`` is `y` one-hot encoded when it holds integer labels, ``B`` the batch size; ``p`` is
+    clipped as in the loss and the result multiplied by the clip's derivative.
+
+    >>> categorical_crossentropy_grad(jnp.array([[0.5, 0.25]]), jnp.array([[0.5, 0.5]]))
+    Array([[-1., -2.]], dtype=float32)
+    """
+    t = _targets(y, prob)
+    p = jnp.clip(prob, CLIP, 1 - CLIP)
+    return -t / p / prob.shape[0] * _clip_grad(prob)
+
+
+def categorical_crossentropy_from_logits_grad(z: jax.Array, y: jax.Array) -> jax.Array:
+    """Gradient of `categorical_crossentropy_from_logits` with respect to ``z``.
+
+    ``(softmax(z) · Σ_k t_k − t) / B`` per row, which is the familiar ``(softmax(z) − t) / B``
+    for one-hot rows or integer labels (``Σ_k t_k = 1``); ``t`` as in
+    `categorical_crossentropy_grad`.
+
+    >>> categorical_crossentropy_from_logits_grad(jnp.zeros((1, 2)), jnp.array([0]))
+    Array([[-0.5,  0.5]], dtype=float32)
+    """
+    t = _targets(y, z)
+    s = jax.nn.softmax(z, axis=-1)
+    if y.ndim == 1:  # integer labels: every row of t sums to 1
+        return (s - t) / z.shape[0]
+    return (s * jnp.sum(t, axis=1, keepdims=True) - t) / z.shape[0]
+
+
+def _targets(y: jax.Array, like: jax.Array) -> jax.Array:
+    """`y` as rows of targets shaped like `like`: integer labels one-hot encoded."""
+    if y.ndim == 1:
+        return jax.nn.one_hot(y, like.shape[1], dtype=like.dtype)
+    return y
 
 
 def _pick(logp: jax.Array, y: jax.Array) -> jax.Array:
@@ -153,3 +252,47 @@ def data_loss(loss: str, output_activation: str, z: jax.Array, a: jax.Array, y: 
     if output_activation == "softmax":
         return categorical_crossentropy_from_logits(z, y)
     return categorical_crossentropy(a, y)
+
+
+def fused(loss: str, output_activation: str) -> bool:
+    """True when `loss` is computed from the logits of `output_activation` (the fused pairs)."""
+    return FUSED.get(loss) == output_activation
+
+
+def data_loss_grad(
+    loss: str, output_activation: str, z: jax.Array, a: jax.Array, y: jax.Array
+) -> jax.Array:
+    """Hand-written gradient of `data_loss`: ``dL/dz`` for the fused pairs, else ``dL/da``.
+
+    Mirrors `data_loss`: for softmax + categorical and sigmoid + binary cross-entropy (see
+    `fused`) the loss is a function of the logits `z`, and the result is the output layer's
+    error ``dL/dz`` directly (``(softmax(z) − t)/B``, ``(σ(z) − y)/N``). Otherwise it is
+    ``dL/da`` with respect to the activations `a`, still to be carried through the output
+    activation's derivative. Inputs are assumed validated.
+
+    Args:
+      loss: a name in `NAMES`.
+      output_activation: the net's last activation.
+      z: logits of the output layer, shape ``(batch, out_features)``.
+      a: activations of the output layer, same shape.
+      y: targets as for `data_loss`.
+
+    Returns:
+      An array shaped like `z`.
+
+    >>> z = jnp.array([[0.0, 0.0]])
+    >>> data_loss_grad("categorical_crossentropy", "softmax", z, jax.nn.softmax(z), jnp.array([1]))
+    Array([[ 0.5, -0.5]], dtype=float32)
+    """
+    y = jnp.asarray(y)
+    if loss == "mse":
+        return mse_grad(a, y)
+    if loss == "mae":
+        return mae_grad(a, y)
+    if loss == "binary_crossentropy":
+        if output_activation == "sigmoid":
+            return binary_crossentropy_from_logits_grad(z, y)
+        return binary_crossentropy_grad(a, y)
+    if output_activation == "softmax":
+        return categorical_crossentropy_from_logits_grad(z, y)
+    return categorical_crossentropy_grad(a, y)

@@ -1,17 +1,27 @@
-"""One training step: value and gradient of the objective, then the optimizer's update."""
+"""One training step: value and gradient of the objective, then the optimizer's update.
+
+The gradient comes from autodiff (``grads="autodiff"``: `jax.value_and_grad` of
+`jaxmlp.objective`) or from the hand-written backward pass (``grads="manual"``:
+`jaxmlp.backprop.value_and_backprop`); everything else in the step is the same.
+"""
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from typing import Any
 
 import jax
 
+from jaxmlp._checks import check_choice
+from jaxmlp.backprop import value_and_backprop
 from jaxmlp.losses import check_loss
 from jaxmlp.model import MLP, Params
 from jaxmlp.objective import objective
 from jaxmlp.optim import Optimizer, OptState, apply_updates
 from jaxmlp.regularization import RegLike
+
+GRADS: tuple[str, ...] = ("autodiff", "manual")
 
 
 def train_step(
@@ -24,35 +34,52 @@ def train_step(
     *,
     loss: str,
     reg: RegLike = None,
+    grads: str = "autodiff",
 ) -> tuple[Params, OptState, dict[str, jax.Array]]:
     """One step of gradient descent on the regularized objective; pure, not jitted.
 
-    Computes ``jax.value_and_grad`` of `jaxmlp.objective`, lets `opt` turn the gradients into
+    Computes the value and gradient of `jaxmlp.objective`, lets `opt` turn the gradients into
     updates and applies them. Use `make_train_step` for a compiled version, or jit/vmap/scan this
     function yourself.
+
+    Args:
+      net: the architecture.
+      opt: an optimizer such as ``jaxmlp.optim.sgd(0.1)``.
+      params: a tuple of ``{"W", "b"}`` dicts, one per layer.
+      opt_state: ``opt.init(params)`` or the state a previous step returned.
+      x: inputs, shape ``(batch, net.in_features)``.
+      y: targets as for `jaxmlp.objective`.
+      loss: the data loss's name.
+      reg: a `Regularization`, a tuple with one per layer, or None.
+      grads: ``"autodiff"`` (`jax.value_and_grad`) or ``"manual"`` (the hand-written
+        `jaxmlp.backprop.backprop`, from the same forward pass as the reported loss).
 
     Returns:
       ``(params, opt_state, metrics)`` with ``metrics = {"loss", "data", "penalty"}`` measured
       at the parameters *before* the update.
     """
-
-    def total(p):
-        return objective(net, p, x, y, loss=loss, reg=reg)
-
-    (value, parts), grads = jax.value_and_grad(total, has_aux=True)(params)
-    updates, opt_state = opt.update(grads, opt_state, params)
+    check_choice("grads", grads, GRADS)
+    if grads == "manual":
+        (value, parts), g = value_and_backprop(net, params, x, y, loss=loss, reg=reg)
+    else:
+        total = functools.partial(objective, net, loss=loss, reg=reg)
+        (value, parts), g = jax.value_and_grad(total, has_aux=True)(params, x, y)
+    updates, opt_state = opt.update(g, opt_state, params)
     params = apply_updates(params, updates)
     return params, opt_state, {"loss": value, **parts}
 
 
-def make_train_step(net: MLP, opt: Optimizer, *, loss: str) -> Callable[..., Any]:
-    """A jit-compiled `train_step` for one architecture, optimizer and loss.
+def make_train_step(
+    net: MLP, opt: Optimizer, *, loss: str, grads: str = "autodiff"
+) -> Callable[..., Any]:
+    """A jit-compiled `train_step` for one architecture, optimizer, loss and gradient source.
 
     The returned function is ``step(params, opt_state, x, y, reg=None) -> (params, opt_state,
     metrics)``. It compiles once per input shape and dtype: new data values, regularization
     strengths or optimizer hyperparameters (which live in `opt_state`) reuse the compiled
     program. Validate data once before the loop: inside `jit`, checks on values (NaN, label
-    range) cannot run; checks on shapes still do.
+    range) cannot run; checks on shapes still do. ``grads="manual"`` takes the gradients from
+    the hand-written `jaxmlp.backprop.backprop` instead of autodiff (see `train_step`).
 
     >>> net = MLP((2, 8, 3), ("relu", "softmax"))
     >>> opt = sgd(0.5)
@@ -72,9 +99,10 @@ def make_train_step(net: MLP, opt: Optimizer, *, loss: str) -> Callable[..., Any
         )
     # Fail now, not at the first call, on a bad loss name or loss/activation pair.
     check_loss(loss, net.output_activation, net.out_features)
+    check_choice("grads", grads, GRADS)
 
     @jax.jit
     def step(params, opt_state, x, y, reg=None):
-        return train_step(net, opt, params, opt_state, x, y, loss=loss, reg=reg)
+        return train_step(net, opt, params, opt_state, x, y, loss=loss, reg=reg, grads=grads)
 
     return step

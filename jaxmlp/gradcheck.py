@@ -1,0 +1,453 @@
+"""Gradient verification: a backward pass against autodiff and finite differences.
+
+`gradcheck` computes, in float64, three gradients of `jaxmlp.objective`:
+
+- the *manual* one, from `jaxmlp.backprop.backprop` or a backward function of your own;
+- *autodiff*, ``jax.grad`` of the objective;
+- *finite differences*, ``(f(w + ε) − f(w − ε)) / 2ε`` on a random sample of entries per leaf,
+
+and compares them leaf by leaf (each layer's ``W`` and ``b``) in a `GradcheckReport`.
+
+Finite differences are meaningless across a kink, so a sampled entry is skipped (and counted)
+when its stencil ``[w − ε, w + ε]`` holds one: when moving it by ``+ε`` or ``−ε`` flips any kink
+indicator of the objective: the side of 0 of a ReLU or leaky-ReLU pre-activation anywhere in
+the net (for any example), the sign of an MAE residual ``y − ŷ``, a clipped probability
+crossing a clip bound, or the sign of the entry itself when it carries an L1 penalty. Manual
+and autodiff gradients follow the same conventions at the kinks (``relu'(0) = 0``,
+``sign(0) = +1``, …), so they are compared on every entry, kinks included.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import html
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp import losses as _losses
+from jaxmlp.backprop import backprop
+from jaxmlp.model import (
+    MLP,
+    Params,
+    _check_key,
+    check_inputs,
+    check_params,
+    forward_intermediates,
+)
+from jaxmlp.objective import check_problem, objective
+from jaxmlp.regularization import RegLike, per_layer
+
+RTOL, ATOL = 1e-7, 1e-9
+FD_RTOL, FD_ATOL = 1e-5, 1e-7
+EPS = 1e-6
+N_SAMPLES = 16
+
+Backward = Callable[..., Params]
+
+
+@dataclasses.dataclass(frozen=True)
+class LeafCheck:
+    """One row of a `GradcheckReport`: the comparison for one leaf of one layer.
+
+    Errors are maxima over the leaf: ``abs = |g − r|``, ``rel = |g − r| / max(|g|, |r|)`` (0
+    where both are 0); the finite-difference ones over the checked entries only (None if none
+    was checked). A NaN in a gradient shows as a NaN error and fails the leaf.
+
+    Attributes:
+      layer: index of the layer, from 0.
+      leaf: ``"W"`` or ``"b"``.
+      shape: the leaf's shape.
+      autodiff_abs, autodiff_rel: manual against autodiff, over every entry.
+      worst: index of the entry where manual and autodiff differ most.
+      fd_checked: entries compared with finite differences.
+      fd_skipped: sampled entries left out because they sit near a kink.
+      fd_abs, fd_rel: manual against finite differences.
+      autodiff_fd_abs, autodiff_fd_rel: autodiff against finite differences (checks the
+        reference itself).
+      passed: manual within tolerance of autodiff on every entry and of finite differences on
+        every checked entry.
+    """
+
+    layer: int
+    leaf: str
+    shape: tuple[int, ...]
+    autodiff_abs: float
+    autodiff_rel: float
+    worst: tuple[int, ...]
+    fd_checked: int
+    fd_skipped: int
+    fd_abs: float | None
+    fd_rel: float | None
+    autodiff_fd_abs: float | None
+    autodiff_fd_rel: float | None
+    passed: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class GradcheckReport:
+    """What `gradcheck` found: one `LeafCheck` per leaf, the settings, and the verdict.
+
+    ``str(report)`` is a fixed-width table; in a notebook the report displays as an HTML table
+    with failing rows marked.
+
+    Attributes:
+      rows: one `LeafCheck` per layer and leaf, in the order of ``params``.
+      title: the net, the loss and the backward function checked.
+      rtol, atol: tolerance of manual against autodiff: ``|m − a| <= atol + rtol·|a|``.
+      fd_rtol, fd_atol: tolerance of manual against finite differences, likewise.
+      eps: the finite-difference step.
+      n_samples: entries sampled per leaf for finite differences.
+    """
+
+    rows: tuple[LeafCheck, ...]
+    title: str
+    rtol: float
+    atol: float
+    fd_rtol: float
+    fd_atol: float
+    eps: float
+    n_samples: int
+
+    @property
+    def passed(self) -> bool:
+        """True when every leaf passed."""
+        return all(row.passed for row in self.rows)
+
+    @property
+    def failures(self) -> tuple[LeafCheck, ...]:
+        """The rows that did not pass."""
+        return tuple(row for row in self.rows if not row.passed)
+
+    def _verdict(self) -> str:
+        word = "PASSED" if self.passed else f"FAILED ({len(self.failures)} of {len(self.rows)})"
+        return (
+            f"{word}: manual vs autodiff within rtol={self.rtol:g}, atol={self.atol:g}; "
+            f"vs finite differences (eps={self.eps:g}, up to {self.n_samples} entries per leaf) "
+            f"within rtol={self.fd_rtol:g}, atol={self.fd_atol:g}"
+        )
+
+    def __str__(self) -> str:
+        w = max([5] + [len(str(r.shape)) for r in self.rows])
+        pair = "{:>9s}  {:>9s}"
+        head = f"{'':5s} {'':4s}  {'':{w}s}  " + "   ".join(
+            f"{t:^20s}" for t in ("manual − autodiff", "manual − findiff", "autodiff − findiff")
+        )
+        lines = [self.title, "", head + "  findiff"]
+        cols = "   ".join([pair.format("max abs", "max rel")] * 3)
+        lines.append(f"{'layer':>5s} {'leaf':4s}  {'shape':{w}s}  {cols}  {'n/skip':>7s}  result")
+        for r in self.rows:
+            errs = "   ".join(
+                pair.format(_num(a), _num(b))
+                for a, b in (
+                    (r.autodiff_abs, r.autodiff_rel),
+                    (r.fd_abs, r.fd_rel),
+                    (r.autodiff_fd_abs, r.autodiff_fd_rel),
+                )
+            )
+            lines.append(
+                f"{r.layer:5d} {r.leaf:4s}  {str(r.shape):{w}s}  {errs}  "
+                f"{f'{r.fd_checked}/{r.fd_skipped}':>7s}  {'ok' if r.passed else 'FAIL'}"
+            )
+        lines += ["", self._verdict()]
+        return "\n".join(lines)
+
+    def _repr_html_(self) -> str:
+        heads = ["layer", "leaf", "shape", "manual−autodiff abs", "rel", "manual−findiff abs"]
+        heads += ["rel", "autodiff−findiff abs", "rel", "n/skip", "result"]
+        out = [f"<p><b>{html.escape(self.title)}</b></p>", "<table>", "<tr>"]
+        out += [f"<th>{h}</th>" for h in heads] + ["</tr>"]
+        for r in self.rows:
+            style = "" if r.passed else ' style="background:#fdd"'
+            cells = [r.layer, r.leaf, r.shape, _num(r.autodiff_abs), _num(r.autodiff_rel)]
+            cells += [_num(r.fd_abs), _num(r.fd_rel), _num(r.autodiff_fd_abs)]
+            cells += [_num(r.autodiff_fd_rel), f"{r.fd_checked}/{r.fd_skipped}"]
+            cells += ["ok" if r.passed else "FAIL"]
+            out.append(f"<tr{style}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells))
+            out.append("</tr>")
+        out += ["</table>", f"<p>{html.escape(self._verdict())}</p>"]
+        return "\n".join(out)
+
+
+def _num(v: float | None) -> str:
+    return "—" if v is None else f"{v:.2e}"
+
+
+def gradcheck(
+    net: MLP,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str,
+    reg: RegLike = None,
+    backward: Backward | None = None,
+    n_samples: int = N_SAMPLES,
+    eps: float = EPS,
+    rtol: float = RTOL,
+    atol: float = ATOL,
+    fd_rtol: float = FD_RTOL,
+    fd_atol: float = FD_ATOL,
+    key: jax.Array | None = None,
+) -> GradcheckReport:
+    """Check a backward pass against ``jax.grad`` and finite differences, in float64.
+
+    For every leaf ``g`` of the manual gradient, with ``a`` from autodiff and ``d`` from central
+    differences ``d_i = (f(w + ε·e_i) − f(w − ε·e_i)) / 2ε`` of the objective ``f``, a leaf
+    passes when, entry by entry::
+
+        |g − a| <= atol + rtol·|a|          (every entry)
+        |g − d| <= fd_atol + fd_rtol·|d|    (the sampled entries away from kinks)
+
+    Defaults: ``rtol=1e-7, atol=1e-9`` (both are exact up to rounding), ``eps=1e-6``,
+    ``fd_rtol=1e-5, fd_atol=1e-7`` (the error of central differences in float64 is about
+    ``ε² + 1e-16·|f|/ε``), ``n_samples=16`` entries per leaf (every entry of a smaller leaf).
+    Entries near kinks are skipped for finite differences (see the module's docstring).
+
+    Everything runs with 64-bit floats enabled (``jax.enable_x64`` inside this call only);
+    `params`, `x`, float targets and the regularization strengths are cast to float64; a
+    `backward` function receives them so, with `reg` in the form it was given.
+
+    Args:
+      net: the architecture.
+      params: a tuple of ``{"W", "b"}`` dicts, one per layer.
+      x: inputs, shape ``(batch, net.in_features)``.
+      y: targets as for `jaxmlp.objective`.
+      loss: the data loss's name.
+      reg: a `Regularization`, a tuple with one per layer, or None.
+      backward: the backward pass to check, with `backprop`'s signature
+        ``backward(net, params, x, y, *, loss, reg) -> grads`` (grads shaped like `params`);
+        by default `jaxmlp.backprop.backprop`.
+      n_samples: entries per leaf for finite differences (0: none).
+      eps: finite-difference step ``ε > 0``.
+      rtol: relative tolerance of the manual gradient against autodiff.
+      atol: absolute tolerance of the manual gradient against autodiff.
+      fd_rtol: relative tolerance of the manual gradient against finite differences.
+      fd_atol: absolute tolerance of the manual gradient against finite differences.
+      key: PRNG key choosing the sampled entries; ``jax.random.key(0)`` by default.
+
+    Returns:
+      A `GradcheckReport`; ``report.passed`` is the verdict, ``print(report)`` the table.
+
+    >>> from jaxmlp.gradcheck import gradcheck
+    >>> net = MLP((3, 5, 2), ("tanh", "sigmoid"))
+    >>> params = init_params(jax.random.key(0), net)
+    >>> x, y = jax.random.normal(jax.random.key(1), (8, 3)), jnp.ones((8, 2))
+    >>> report = gradcheck(net, params, x, y, loss="binary_crossentropy",
+    ...                    reg=Regularization(l2w=1e-3))
+    >>> report.passed, [(r.layer, r.leaf, r.fd_checked) for r in report.rows]
+    (True, [(0, 'W', 15), (0, 'b', 5), (1, 'W', 10), (1, 'b', 2)])
+    >>> print(report)  # doctest: +ELLIPSIS
+    MLP(sizes=(3, 5, 2), activations=('tanh', 'sigmoid')), loss='binary_crossentropy', ...
+    <BLANKLINE>
+    ...
+    layer leaf  shape     max abs    max rel ...
+        0 W     (3, 5)   ...     15/0  ok
+    ...
+    PASSED: manual vs autodiff within rtol=1e-07, atol=1e-09; ...
+    """
+    check_problem(net, x, y, loss)
+    check_params(net, params)
+    check_inputs(net, x)
+    per_layer(reg, net.n_layers)  # validates reg as objective does
+    check_settings(
+        n_samples=n_samples, eps=eps, rtol=rtol, atol=atol, fd_rtol=fd_rtol, fd_atol=fd_atol
+    )
+    if backward is not None and not callable(backward):
+        raise TypeError(
+            "backward must be a function backward(net, params, x, y, *, loss, reg) -> grads; "
+            f"got {type(backward).__name__}"
+        )
+    rng = np.random.default_rng(_seed(jax.random.key(0) if key is None else key))
+    title = (
+        f"{net!r}, loss={loss!r}, reg={_describe_reg(reg)}\n"
+        f"backward: {_name(backward or backprop)}  (float64; finite differences on sampled entries)"
+    )
+    with jax.enable_x64(True):
+        # Cast on the host: no eager device op to compile for each new shape.
+        # reg keeps its form (None, one Regularization, or one per layer) for `backward`.
+        params64, x64, reg64 = jax.tree.map(_float64, (params, x, reg))
+        y64 = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, np.float64))
+        problem = (net, x64, y64, loss, reg64)
+
+        manual, auto = _gradients(net, params64, x64, y64, loss, reg64, backward is None)
+        if backward is not None:
+            manual = backward(net, params64, x64, y64, loss=loss, reg=reg64)
+            _check_grads_tree(params64, manual)
+        manual = jax.tree.map(lambda g: np.asarray(g, np.float64), manual)
+        auto = jax.tree.map(np.asarray, auto)
+
+        leaves = jax.tree_util.tree_leaves_with_path(params64)  # W_0, b_0, W_1, …
+        samples = [
+            np.sort(rng.choice(leaf.size, min(n_samples, leaf.size), replace=False))
+            for _, leaf in leaves
+        ]
+        fd = [
+            _finite_differences(problem, params64, path, idx, eps)
+            for (path, _), idx in zip(leaves, samples)
+        ]
+
+    rows = []
+    for (path, leaf), local, (d, ok) in zip(leaves, samples, fd):
+        l, name = path[0].idx, path[1].key
+        m, a = manual[l][name], auto[l][name]
+        d, m_s, a_s = d[ok], m.ravel()[local][ok], a.ravel()[local][ok]
+        diff = np.abs(m - a)
+        passed = np.all(diff <= atol + rtol * np.abs(a))
+        passed = passed and np.all(np.abs(m_s - d) <= fd_atol + fd_rtol * np.abs(d))
+        rows.append(
+            LeafCheck(
+                layer=l,
+                leaf=name,
+                shape=tuple(leaf.shape),
+                autodiff_abs=_max(diff),
+                autodiff_rel=_max_rel(m, a),
+                worst=tuple(int(i) for i in np.unravel_index(np.argmax(diff), m.shape)),
+                fd_checked=int(ok.sum()),
+                fd_skipped=int((~ok).sum()),
+                fd_abs=_max(np.abs(m_s - d)),
+                fd_rel=_max_rel(m_s, d),
+                autodiff_fd_abs=_max(np.abs(a_s - d)),
+                autodiff_fd_rel=_max_rel(a_s, d),
+                passed=bool(passed),
+            )
+        )
+    return GradcheckReport(
+        rows=tuple(rows),
+        title=title,
+        rtol=float(rtol),
+        atol=float(atol),
+        fd_rtol=float(fd_rtol),
+        fd_atol=float(fd_atol),
+        eps=float(eps),
+        n_samples=int(n_samples),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("net", "loss", "with_backprop"))
+def _gradients(
+    net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg, with_backprop: bool
+) -> tuple[Params | None, Params]:
+    """``(backprop, jax.grad)`` of the objective, compiled together.
+
+    The first is None unless `with_backprop`: a user's backward function runs as it is.
+    """
+    auto = jax.grad(lambda p: objective(net, p, x, y, loss=loss, reg=reg)[0])(params)
+    manual = backprop(net, params, x, y, loss=loss, reg=reg) if with_backprop else None
+    return manual, auto
+
+
+@functools.partial(jax.jit, static_argnames=("net", "loss"))
+def _value_and_kinks(
+    net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg
+) -> tuple[jax.Array, jax.Array]:
+    """The objective and its kink signature (see `_kink_signature`) at `params`."""
+    value = objective(net, params, x, y, loss=loss, reg=reg)[0]
+    return value, _kink_signature(net, params, x, y, loss, reg)
+
+
+def _finite_differences(
+    problem: tuple, params: Params, path: tuple, index: np.ndarray, eps: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Central differences along the entries `index` of one leaf, and which are kink-free.
+
+    Entry ``i`` is kink-free when the kink signature is the same at ``w_i − ε``, ``w_i`` and
+    ``w_i + ε``: no kink lies inside the stencil.
+    """
+    net, x, y, loss, reg = problem
+    l, name = path[0].idx, path[1].key
+    s0 = np.asarray(_value_and_kinks(net, params, x, y, loss, reg)[1])
+    w = np.asarray(params[l][name])
+    d, ok = np.zeros(len(index)), np.zeros(len(index), bool)
+    for j, i in enumerate(index):
+        values, same = [], True
+        for h in (eps, -eps):
+            w_h = w.copy()
+            w_h.flat[i] += h
+            p_h = params[:l] + ({**params[l], name: jax.device_put(w_h)},) + params[l + 1 :]
+            v, s = _value_and_kinks(net, p_h, x, y, loss, reg)
+            values.append(float(v))
+            same = same and np.array_equal(np.asarray(s), s0)
+        d[j], ok[j] = (values[0] - values[1]) / (2 * eps), same
+    return d, ok
+
+
+def _kink_signature(
+    net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg: RegLike
+) -> jax.Array:
+    """Booleans that change only where the objective has a kink (see the module docstring)."""
+    zs, acts = forward_intermediates(net, params, x)
+    parts = [(z > 0).ravel() for z, f in zip(zs, net.activations) if f in ("relu", "leaky_relu")]
+    a = acts[-1]
+    if loss == "mae":
+        parts.append((y - a >= 0).ravel())
+    if loss.endswith("crossentropy") and not _losses.fused(loss, net.output_activation):
+        lo, hi = jnp.asarray(_losses.CLIP, a.dtype), jnp.asarray(1 - _losses.CLIP, a.dtype)
+        parts += [(a > lo).ravel(), (a < hi).ravel()]
+    for layer, r in zip(params, per_layer(reg, net.n_layers)):
+        parts.append(((layer["W"] >= 0) | (r.l1w == 0)).ravel())
+        parts.append(((layer["b"] >= 0) | (r.l1b == 0)).ravel())
+    return jnp.concatenate(parts)
+
+
+def _float64(a: Any) -> jax.Array:
+    return jax.device_put(np.asarray(a, np.float64))
+
+
+def _seed(key: Any) -> np.ndarray:
+    """A NumPy seed from a JAX PRNG key (typed or raw ``uint32[2]``)."""
+    _check_key(key)
+    if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+        key = jax.random.key_data(key)
+    return np.asarray(key).ravel()
+
+
+def _max(v: np.ndarray) -> float | None:
+    return float(np.max(v)) if v.size else None
+
+
+def _max_rel(g: np.ndarray, r: np.ndarray) -> float | None:
+    scale = np.maximum(np.abs(g), np.abs(r))
+    rel = np.abs(g - r) / np.where(scale > 0, scale, 1.0)
+    return _max(rel)
+
+
+def check_settings(
+    *, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: Any, fd_atol: Any
+) -> None:
+    """Raise ValueError unless `gradcheck`'s sampling and tolerance settings are valid."""
+    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
+        raise ValueError(f"n_samples must be an integer >= 0; got {n_samples!r}")
+    if not (isinstance(eps, (int, float)) and eps > 0 and np.isfinite(eps)):
+        raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
+    tolerances = {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}
+    for name, tol in tolerances.items():
+        if not (isinstance(tol, (int, float)) and tol >= 0 and np.isfinite(tol)):
+            raise ValueError(f"{name} must be a finite number >= 0; got {tol!r}")
+
+
+def _check_grads_tree(params: Params, grads: Any) -> None:
+    p_struct, g_struct = jax.tree.structure(params), jax.tree.structure(grads)
+    if p_struct != g_struct:
+        raise ValueError(
+            f"backward must return gradients shaped like params ({p_struct}); got {g_struct}"
+        )
+    for (path, p), g in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(grads)):
+        if np.shape(g) != np.shape(p):
+            raise ValueError(
+                f"backward returned a gradient of shape {np.shape(g)} for params"
+                f"{jax.tree_util.keystr(path)} of shape {np.shape(p)}"
+            )
+
+
+def _name(fn: Any) -> str:
+    module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
+    return f"{module}.{name}" if module and name else repr(fn)
+
+
+def _describe_reg(reg: RegLike) -> str:
+    return "None" if reg is None else repr(reg)
