@@ -4,9 +4,11 @@ Parameters are pytrees (a tuple of ``{"W", "b"}`` dicts); pure functions give th
 and the regularized objective; `jax.grad` differentiates it and `jax.jit` compiles it.
 """
 
-from jaxmlp import activations, datasets, losses, metrics, optim, schedules
+from jaxmlp import activations, checkpoint, datasets, losses, metrics, optim, schedules
 from jaxmlp.backprop import backprop, value_and_backprop
+from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
 from jaxmlp.datasets import spiral
+from jaxmlp.fit import FitResult, evaluate, fit, predict
 from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
 from jaxmlp.metrics import accuracy
 from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
@@ -18,6 +20,9 @@ from jaxmlp.train import make_train_step, train_step
 __version__ = "0.1.0"
 
 __all__ = [
+    "Checkpoint",
+    "CheckpointError",
+    "FitResult",
     "GradcheckReport",
     "LeafCheck",
     "MLP",
@@ -27,11 +32,15 @@ __all__ = [
     "activations",
     "apply_updates",
     "backprop",
+    "checkpoint",
     "datasets",
+    "evaluate",
+    "fit",
     "forward",
     "forward_intermediates",
     "gradcheck",
     "init_params",
+    "load",
     "losses",
     "make_train_step",
     "metrics",
@@ -39,6 +48,8 @@ __all__ = [
     "optim",
     "penalty",
     "penalty_grad",
+    "predict",
+    "save",
     "schedules",
     "spiral",
     "train_step",

@@ -48,6 +48,7 @@ def backprop(
     *,
     loss: str,
     reg: RegLike = None,
+    mask: jax.Array | None = None,
 ) -> Params:
     """The gradient of `jaxmlp.objective`, computed by hand with the seeds' equations.
 
@@ -69,6 +70,7 @@ def backprop(
         for ``categorical_crossentropy``.
       loss: ``"mse"``, ``"mae"``, ``"binary_crossentropy"`` or ``"categorical_crossentropy"``.
       reg: a `Regularization`, a tuple with one per layer, or None.
+      mask: optional 0/1 weight per example, as for `jaxmlp.objective`.
 
     Returns:
       A pytree shaped like `params` (same dtypes): ``∂objective/∂W`` and ``∂objective/∂b``.
@@ -85,9 +87,9 @@ def backprop(
 
     `jaxmlp.gradcheck.gradcheck` compares it with ``jax.grad`` and finite differences.
     """
-    check_problem(net, x, y, loss)
+    check_problem(net, x, y, loss, mask)
     zs, acts = forward_intermediates(net, params, x)
-    return _backward(net, params, zs, acts, jnp.asarray(y), loss=loss, reg=reg)
+    return _backward(net, params, zs, acts, jnp.asarray(y), loss=loss, reg=reg, mask=mask)
 
 
 def value_and_backprop(
@@ -98,6 +100,7 @@ def value_and_backprop(
     *,
     loss: str,
     reg: RegLike = None,
+    mask: jax.Array | None = None,
 ) -> tuple[tuple[jax.Array, dict[str, jax.Array]], Params]:
     """`jaxmlp.objective` and its `backprop` gradient from one forward pass.
 
@@ -117,13 +120,33 @@ def value_and_backprop(
     >>> round(float(total), 4)  # uniform probabilities: log 3
     1.0986
     """
-    check_problem(net, x, y, loss)
+    (total, (parts, _)), grads = value_output_and_backprop(
+        net, params, x, y, loss=loss, reg=reg, mask=mask
+    )
+    return (total, parts), grads
+
+
+def value_output_and_backprop(
+    net: MLP,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str,
+    reg: RegLike = None,
+    mask: jax.Array | None = None,
+) -> tuple[tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array]], Params]:
+    """As `value_and_backprop`, with the network's output: ``((total, (parts, out)), grads)``.
+
+    The same structure as ``jax.value_and_grad(objective_and_output, has_aux=True)``.
+    """
+    check_problem(net, x, y, loss, mask)
     zs, acts = forward_intermediates(net, params, x)
     y = jnp.asarray(y)
-    grads = _backward(net, params, zs, acts, y, loss=loss, reg=reg)
-    data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y)
+    grads = _backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
+    data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y, mask)
     pen = penalty(params, reg)
-    return (data + pen, {"data": data, "penalty": pen}), grads
+    return (data + pen, ({"data": data, "penalty": pen}, acts[-1])), grads
 
 
 def _backward(
@@ -135,11 +158,12 @@ def _backward(
     *,
     loss: str,
     reg: RegLike,
+    mask: jax.Array | None = None,
 ) -> Params:
     """The backward table, given the forward one (``zs``: the seeds' HI, ``acts``: HO)."""
     regs = per_layer(reg, net.n_layers)
     out = _act.get(net.output_activation)
-    g = _losses.data_loss_grad(loss, out.name, zs[-1], acts[-1], y)
+    g = _losses.data_loss_grad(loss, out.name, zs[-1], acts[-1], y, mask)
     if _losses.fused(loss, out.name):
         delta = g  # seeds: err_HO_final; fused pair: (ŷ − y)/N straight from the logits
     else:

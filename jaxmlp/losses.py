@@ -44,26 +44,55 @@ CLIP = 1e-7
 FUSED: dict[str, str] = {"categorical_crossentropy": "softmax", "binary_crossentropy": "sigmoid"}
 
 
-def mse(pred: jax.Array, y: jax.Array) -> jax.Array:
+def _mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """Mean over every element of `values`; with a 0/1 `mask` over the batch, over kept rows.
+
+    `values` is ``(batch,)`` or ``(batch, outputs)``. With a mask, the result is the plain mean
+    of the rows whose mask is 1, as if the others were not there (a short last batch).
+    """
+    if mask is None:
+        return jnp.mean(values)
+    m = mask.reshape((-1,) + (1,) * (values.ndim - 1)).astype(values.dtype)
+    per_row = values.size // values.shape[0]
+    return jnp.sum(values * m) / (jnp.sum(m) * per_row)
+
+
+def _per_element(like: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """The weight of each element in `_mean`: ``1/N``, or ``mask/(Σmask·outputs)`` per row."""
+    if mask is None:
+        return jnp.asarray(1 / like.size, like.dtype)
+    m = mask.reshape((-1,) + (1,) * (like.ndim - 1)).astype(like.dtype)
+    return m / (jnp.sum(m) * (like.size // like.shape[0]))
+
+
+def _per_row(like: jax.Array, mask: jax.Array | None) -> jax.Array:
+    """The weight of each row in a batch mean: ``1/B``, or ``mask/Σmask`` (shape (B, 1))."""
+    if mask is None:
+        return jnp.asarray(1 / like.shape[0], like.dtype)
+    m = mask.astype(like.dtype)[:, None]
+    return m / jnp.sum(m)
+
+
+def mse(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Mean squared error ``mean((y − ŷ)²)`` over every element."""
-    return jnp.mean((y - pred) ** 2)
+    return _mean((y - pred) ** 2, mask)
 
 
-def mse_grad(pred: jax.Array, y: jax.Array) -> jax.Array:
+def mse_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Gradient of `mse` with respect to ``ŷ``: ``2·(ŷ − y) / N``, ``N`` = every element.
 
     >>> mse_grad(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 2.0]]))
     Array([[1., 0.]], dtype=float32)
     """
-    return 2 * (pred - y) / pred.size
+    return 2 * (pred - y) * _per_element(pred, mask)
 
 
-def mae(pred: jax.Array, y: jax.Array) -> jax.Array:
+def mae(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Mean absolute error ``mean(|y − ŷ|)`` over every element."""
-    return jnp.mean(jnp.abs(y - pred))
+    return _mean(jnp.abs(y - pred), mask)
 
 
-def mae_grad(pred: jax.Array, y: jax.Array) -> jax.Array:
+def mae_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """Gradient of `mae` with respect to ``ŷ``: ``−sign(y − ŷ) / N``, with ``sign(0) = +1``.
 
     At ``ŷ = y`` this is ``−1/N``: the convention of ``jax.grad(jnp.abs)(0.0) = 1``.
@@ -71,7 +100,7 @@ def mae_grad(pred: jax.Array, y: jax.Array) -> jax.Array:
     >>> mae_grad(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 2.0]]))
     Array([[ 0.5, -0.5]], dtype=float32)
     """
-    return -l1_sign(y - pred) / pred.size
+    return -l1_sign(y - pred) * _per_element(pred, mask)
 
 
 def _clip_grad(p: jax.Array) -> jax.Array:
@@ -81,13 +110,15 @@ def _clip_grad(p: jax.Array) -> jax.Array:
     return jnp.where((p == lo) | (p == hi), 0.5, inside).astype(p.dtype)
 
 
-def binary_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
+def binary_crossentropy(prob: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
     """``−mean(y·log p + (1−y)·log(1−p))`` with ``p`` clipped to ``[1e-7, 1 − 1e-7]``."""
     p = jnp.clip(prob, CLIP, 1 - CLIP)
-    return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log(1 - p))
+    return -_mean(y * jnp.log(p) + (1 - y) * jnp.log(1 - p), mask)
 
 
-def binary_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
+def binary_crossentropy_grad(
+    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Gradient of `binary_crossentropy` with respect to ``p``: ``(−y/p + (1−y)/(1−p)) / N``.
 
     ``p`` clipped as in the loss; the result is multiplied by the clip's derivative (0 where
@@ -97,38 +128,48 @@ def binary_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
     Array([[-1.,  1.]], dtype=float32)
     """
     p = jnp.clip(prob, CLIP, 1 - CLIP)
-    return (-y / p + (1 - y) / (1 - p)) / prob.size * _clip_grad(prob)
+    return (-y / p + (1 - y) / (1 - p)) * _per_element(prob, mask) * _clip_grad(prob)
 
 
-def binary_crossentropy_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
+def binary_crossentropy_from_logits(
+    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Binary cross-entropy of ``σ(z)``, computed from the logits: ``mean(softplus(z) − y·z)``."""
-    return jnp.mean(jax.nn.softplus(z) - y * z)
+    return _mean(jax.nn.softplus(z) - y * z, mask)
 
 
-def binary_crossentropy_from_logits_grad(z: jax.Array, y: jax.Array) -> jax.Array:
+def binary_crossentropy_from_logits_grad(
+    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Gradient of `binary_crossentropy_from_logits` with respect to ``z``: ``(σ(z) − y) / N``.
 
     >>> binary_crossentropy_from_logits_grad(jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.0]]))
     Array([[-0.25,  0.25]], dtype=float32)
     """
-    return (jax.nn.sigmoid(z) - y) / z.size
+    return (jax.nn.sigmoid(z) - y) * _per_element(z, mask)
 
 
-def categorical_crossentropy(prob: jax.Array, y: jax.Array) -> jax.Array:
+def categorical_crossentropy(
+    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """``−mean_i log p_i[y_i]`` (integer labels) or ``−mean_i Σ_k y_ik log p_ik`` (one-hot).
 
     ``p`` is clipped to ``[1e-7, 1 − 1e-7]`` as in the book.
     """
     logp = jnp.log(jnp.clip(prob, CLIP, 1 - CLIP))
-    return -jnp.mean(_pick(logp, y))
+    return -_mean(_pick(logp, y), mask)
 
 
-def categorical_crossentropy_from_logits(z: jax.Array, y: jax.Array) -> jax.Array:
+def categorical_crossentropy_from_logits(
+    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Categorical cross-entropy of ``softmax(z)``, from the logits via ``log_softmax``."""
-    return -jnp.mean(_pick(jax.nn.log_softmax(z, axis=-1), y))
+    return -_mean(_pick(jax.nn.log_softmax(z, axis=-1), y), mask)
 
 
-def categorical_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
+def categorical_crossentropy_grad(
+    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Gradient of `categorical_crossentropy` with respect to ``p``: ``−t / (B·p)``.
 
     ``t`` is `y` one-hot encoded when it holds integer labels, ``B`` the batch size; ``p`` is
@@ -139,10 +180,12 @@ def categorical_crossentropy_grad(prob: jax.Array, y: jax.Array) -> jax.Array:
     """
     t = _targets(y, prob)
     p = jnp.clip(prob, CLIP, 1 - CLIP)
-    return -t / p / prob.shape[0] * _clip_grad(prob)
+    return -t / p * _per_row(prob, mask) * _clip_grad(prob)
 
 
-def categorical_crossentropy_from_logits_grad(z: jax.Array, y: jax.Array) -> jax.Array:
+def categorical_crossentropy_from_logits_grad(
+    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
+) -> jax.Array:
     """Gradient of `categorical_crossentropy_from_logits` with respect to ``z``.
 
     ``(softmax(z) · Σ_k t_k − t) / B`` per row, which is the familiar ``(softmax(z) − t) / B``
@@ -155,8 +198,8 @@ def categorical_crossentropy_from_logits_grad(z: jax.Array, y: jax.Array) -> jax
     t = _targets(y, z)
     s = jax.nn.softmax(z, axis=-1)
     if y.ndim == 1:  # integer labels: every row of t sums to 1
-        return (s - t) / z.shape[0]
-    return (s * jnp.sum(t, axis=1, keepdims=True) - t) / z.shape[0]
+        return (s - t) * _per_row(z, mask)
+    return (s * jnp.sum(t, axis=1, keepdims=True) - t) * _per_row(z, mask)
 
 
 def _targets(y: jax.Array, like: jax.Array) -> jax.Array:
@@ -234,24 +277,32 @@ def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = 
             )
 
 
-def data_loss(loss: str, output_activation: str, z: jax.Array, a: jax.Array, y: jax.Array):
+def data_loss(
+    loss: str,
+    output_activation: str,
+    z: jax.Array,
+    a: jax.Array,
+    y: jax.Array,
+    mask: jax.Array | None = None,
+):
     """The data loss of an output layer with logits `z` and activations `a` against `y`.
 
     Uses the logits for the fused pairs (softmax + categorical, sigmoid + binary
-    cross-entropy) and the activations otherwise. Inputs are assumed validated.
+    cross-entropy) and the activations otherwise. `mask` (0/1 per example) restricts the mean
+    to the examples it keeps. Inputs are assumed validated.
     """
     y = jnp.asarray(y)
     if loss == "mse":
-        return mse(a, y)
+        return mse(a, y, mask)
     if loss == "mae":
-        return mae(a, y)
+        return mae(a, y, mask)
     if loss == "binary_crossentropy":
         if output_activation == "sigmoid":
-            return binary_crossentropy_from_logits(z, y)
-        return binary_crossentropy(a, y)
+            return binary_crossentropy_from_logits(z, y, mask)
+        return binary_crossentropy(a, y, mask)
     if output_activation == "softmax":
-        return categorical_crossentropy_from_logits(z, y)
-    return categorical_crossentropy(a, y)
+        return categorical_crossentropy_from_logits(z, y, mask)
+    return categorical_crossentropy(a, y, mask)
 
 
 def fused(loss: str, output_activation: str) -> bool:
@@ -260,7 +311,12 @@ def fused(loss: str, output_activation: str) -> bool:
 
 
 def data_loss_grad(
-    loss: str, output_activation: str, z: jax.Array, a: jax.Array, y: jax.Array
+    loss: str,
+    output_activation: str,
+    z: jax.Array,
+    a: jax.Array,
+    y: jax.Array,
+    mask: jax.Array | None = None,
 ) -> jax.Array:
     """Hand-written gradient of `data_loss`: ``dL/dz`` for the fused pairs, else ``dL/da``.
 
@@ -276,6 +332,7 @@ def data_loss_grad(
       z: logits of the output layer, shape ``(batch, out_features)``.
       a: activations of the output layer, same shape.
       y: targets as for `data_loss`.
+      mask: optional 0/1 weights per example, as for `data_loss`.
 
     Returns:
       An array shaped like `z`.
@@ -286,13 +343,13 @@ def data_loss_grad(
     """
     y = jnp.asarray(y)
     if loss == "mse":
-        return mse_grad(a, y)
+        return mse_grad(a, y, mask)
     if loss == "mae":
-        return mae_grad(a, y)
+        return mae_grad(a, y, mask)
     if loss == "binary_crossentropy":
         if output_activation == "sigmoid":
-            return binary_crossentropy_from_logits_grad(z, y)
-        return binary_crossentropy_grad(a, y)
+            return binary_crossentropy_from_logits_grad(z, y, mask)
+        return binary_crossentropy_grad(a, y, mask)
     if output_activation == "softmax":
-        return categorical_crossentropy_from_logits_grad(z, y)
-    return categorical_crossentropy_grad(a, y)
+        return categorical_crossentropy_from_logits_grad(z, y, mask)
+    return categorical_crossentropy_grad(a, y, mask)

@@ -5,20 +5,26 @@ from __future__ import annotations
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 
 from jaxmlp import losses as _losses
 from jaxmlp.model import MLP, Params, forward_intermediates
 from jaxmlp.regularization import RegLike, penalty
 
 
-def check_problem(net: MLP, x: Any, y: Any, loss: Any) -> None:
-    """Validate the loss name against the net's output and the targets against `x`."""
+def check_problem(net: MLP, x: Any, y: Any, loss: Any, mask: Any = None) -> None:
+    """Validate the loss name against the net's output, and the targets and mask against `x`."""
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a jaxmlp.MLP; got {type(net).__name__}")
     _losses.check_loss(loss, net.output_activation, net.out_features)
     batch = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None
     if batch is not None:
         _losses.check_targets(loss, y, batch, net.out_features)
+        if mask is not None and tuple(jnp.shape(mask)) != (batch,):
+            raise ValueError(
+                f"mask must have shape ({batch},), one weight per row of x; got "
+                f"{tuple(jnp.shape(mask))}"
+            )
 
 
 def objective(
@@ -29,6 +35,7 @@ def objective(
     *,
     loss: str,
     reg: RegLike = None,
+    mask: jax.Array | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """Regularized loss ``data_loss(forward(x), y) + penalty(params, reg)``.
 
@@ -43,6 +50,9 @@ def objective(
         for ``categorical_crossentropy``.
       loss: ``"mse"``, ``"mae"``, ``"binary_crossentropy"`` or ``"categorical_crossentropy"``.
       reg: a `Regularization`, a tuple with one per layer, or None.
+      mask: optional 0/1 weight per example, shape ``(batch,)``: the data loss is then the
+        mean over the examples whose weight is 1 (how `jaxmlp.fit` handles a short last
+        batch without recompiling).
 
     Returns:
       ``(total, {"data": data_loss, "penalty": penalty})``, all scalars.
@@ -54,8 +64,26 @@ def objective(
     >>> sorted(parts)
     ['data', 'penalty']
     """
-    check_problem(net, x, y, loss)
+    total, (parts, _) = objective_and_output(net, params, x, y, loss=loss, reg=reg, mask=mask)
+    return total, parts
+
+
+def objective_and_output(
+    net: MLP,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str,
+    reg: RegLike = None,
+    mask: jax.Array | None = None,
+) -> tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array]]:
+    """`objective` and the network's output from the same forward pass.
+
+    Returns ``(total, (parts, output))``, a form `jax.value_and_grad(..., has_aux=True)` takes.
+    """
+    check_problem(net, x, y, loss, mask)
     zs, acts = forward_intermediates(net, params, x)
-    data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y)
+    data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y, mask)
     pen = penalty(params, reg)
-    return data + pen, {"data": data, "penalty": pen}
+    return data + pen, ({"data": data, "penalty": pen}, acts[-1])

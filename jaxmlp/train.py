@@ -14,14 +14,45 @@ from typing import Any
 import jax
 
 from jaxmlp._checks import check_choice
-from jaxmlp.backprop import value_and_backprop
+from jaxmlp.backprop import value_output_and_backprop
 from jaxmlp.losses import check_loss
 from jaxmlp.model import MLP, Params
-from jaxmlp.objective import objective
+from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, OptState, apply_updates
 from jaxmlp.regularization import RegLike
 
 GRADS: tuple[str, ...] = ("autodiff", "manual")
+
+
+def value_and_grads(
+    net: MLP,
+    params: Params,
+    x: jax.Array,
+    y: jax.Array,
+    *,
+    loss: str,
+    reg: RegLike = None,
+    grads: str = "autodiff",
+    mask: jax.Array | None = None,
+) -> tuple[tuple[jax.Array, dict[str, jax.Array], jax.Array], Params]:
+    """The objective, its parts, the network's output and the gradient, from one forward pass.
+
+    ``grads="autodiff"`` differentiates `jaxmlp.objective` with `jax.value_and_grad`;
+    ``grads="manual"`` uses the hand-written `jaxmlp.backprop`. `mask` as for
+    `jaxmlp.objective`.
+
+    Returns:
+      ``((total, {"data", "penalty"}, output), grads)``.
+    """
+    check_choice("grads", grads, GRADS)
+    if grads == "manual":
+        (total, (parts, out)), g = value_output_and_backprop(
+            net, params, x, y, loss=loss, reg=reg, mask=mask
+        )
+    else:
+        f = functools.partial(objective_and_output, net, loss=loss, reg=reg, mask=mask)
+        (total, (parts, out)), g = jax.value_and_grad(f, has_aux=True)(params, x, y)
+    return (total, parts, out), g
 
 
 def train_step(
@@ -58,12 +89,7 @@ def train_step(
       ``(params, opt_state, metrics)`` with ``metrics = {"loss", "data", "penalty"}`` measured
       at the parameters *before* the update.
     """
-    check_choice("grads", grads, GRADS)
-    if grads == "manual":
-        (value, parts), g = value_and_backprop(net, params, x, y, loss=loss, reg=reg)
-    else:
-        total = functools.partial(objective, net, loss=loss, reg=reg)
-        (value, parts), g = jax.value_and_grad(total, has_aux=True)(params, x, y)
+    (value, parts, _), g = value_and_grads(net, params, x, y, loss=loss, reg=reg, grads=grads)
     updates, opt_state = opt.update(g, opt_state, params)
     params = apply_updates(params, updates)
     return params, opt_state, {"loss": value, **parts}

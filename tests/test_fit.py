@@ -1,0 +1,286 @@
+import logging
+import warnings
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmlp as jm
+from jaxmlp import checkpoint
+
+NET = jm.MLP((2, 16, 3), ("relu", "softmax"))
+LOSS = "categorical_crossentropy"
+FIELDS = {
+    "epoch",
+    "loss",
+    "data_loss",
+    "penalty",
+    "accuracy",
+    "learning_rate",
+    "val_loss",
+    "val_accuracy",
+    "w_l1",
+    "w_l2",
+    "w_zeros",
+}
+
+
+def data(samples=30, seed=0):
+    return jm.spiral(jax.random.key(seed), samples=samples)
+
+
+def count_compilations(caplog, fn):
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        out = fn()
+    msgs = [r.getMessage() for r in caplog.records]
+    return out, sum("Finished XLA compilation of jit(_fit_epochs)" in m for m in msgs)
+
+
+def test_fit_compiles_once_reduces_the_loss_and_records_every_field(caplog):
+    x, y = data()
+    xv, yv = data(seed=1)
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.adam(0.05)
+    reg = jm.Regularization(l2w=5e-4, l2b=5e-4)
+    result, compiles = count_compilations(
+        caplog,
+        lambda: jm.fit(
+            NET,
+            params,
+            opt,
+            x,
+            y,
+            loss=LOSS,
+            reg=reg,
+            epochs=40,
+            batch_size=32,
+            validation=(xv, yv),
+            key=jax.random.key(3),
+            progress=False,
+        ),
+    )
+    assert compiles == 1
+    h = result.history
+    assert set(h) == FIELDS
+    for k in FIELDS - {"w_l1", "w_l2", "w_zeros"}:
+        assert h[k].shape == (40,), k
+    for k in ("w_l1", "w_l2", "w_zeros"):
+        assert h[k].shape == (40, 2), k
+    np.testing.assert_array_equal(h["epoch"], np.arange(1, 41))
+    assert h["loss"][-1] < 0.9 * h["loss"][0]
+    assert h["accuracy"][-1] > h["accuracy"][0] + 0.1
+    np.testing.assert_allclose(h["loss"], h["data_loss"] + h["penalty"], rtol=1e-5)
+    # Weight statistics of the final parameters, computed independently.
+    W = [np.asarray(p["W"]) for p in result.params]
+    np.testing.assert_allclose(h["w_l1"][-1], [np.abs(w).sum() for w in W], rtol=1e-5)
+    np.testing.assert_allclose(h["w_l2"][-1], [np.sqrt((w**2).sum()) for w in W], rtol=1e-5)
+    # Validation metrics of the final parameters, computed independently.
+    _, parts = jm.objective(NET, result.params, xv, yv, loss=LOSS, reg=reg)
+    np.testing.assert_allclose(h["val_loss"][-1], parts["data"], rtol=1e-5)
+    np.testing.assert_allclose(
+        h["val_accuracy"][-1], jm.accuracy(jm.forward(NET, result.params, xv), yv)
+    )
+    np.testing.assert_allclose(h["learning_rate"], 0.05, rtol=1e-6)
+    assert result.stop_reason is None
+    assert int(result.opt_state.count) == 40 * 3  # 90 examples in batches of 32: 3 per epoch
+
+
+def test_manual_gradients_give_the_same_history(x64):
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.sgd(0.5, momentum=0.9)
+    kw = dict(
+        loss=LOSS,
+        reg=jm.Regularization(1e-4, 1e-4, 1e-3, 1e-3),
+        epochs=5,
+        batch_size=25,
+        key=jax.random.key(3),
+        progress=False,
+    )
+    auto = jm.fit(NET, params, opt, x, y, grads="autodiff", **kw)
+    manual = jm.fit(NET, params, opt, x, y, grads="manual", **kw)
+    chex.assert_trees_all_close(manual.history, auto.history, rtol=1e-10)
+    chex.assert_trees_all_close(manual.params, auto.params, rtol=1e-10)
+
+
+def test_partial_last_batch_matches_book_style_slicing(x64):
+    """Without shuffling, an epoch is the book's loop: slices of batch_size, the last shorter."""
+    x, y = data(samples=10)  # 30 examples, batches of 8: 8, 8, 8, 6
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.sgd(0.3)
+    result = jm.fit(
+        NET, params, opt, x, y, loss=LOSS, epochs=2, batch_size=8, shuffle=False, progress=False
+    )
+    step = jm.make_train_step(NET, opt, loss=LOSS)
+    p, s = params, opt.init(params)
+    losses = []
+    for _ in range(2):
+        total = 0.0
+        for i in range(0, 30, 8):
+            p, s, m = step(p, s, x[i : i + 8], y[i : i + 8])
+            total += float(m["loss"]) * len(x[i : i + 8])
+        losses.append(total / 30)
+    chex.assert_trees_all_close(result.params, p, rtol=1e-12)
+    np.testing.assert_allclose(result.history["loss"], losses, rtol=1e-12)
+
+
+def test_divergence_stops_and_keeps_the_last_good_state():
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    # A learning rate this large overflows float32 within a few epochs.
+    opt = jm.optim.sgd(1e30)
+    with pytest.warns(
+        RuntimeWarning, match=r"training diverged at epoch \d+: .*kept the parameters"
+    ):
+        result = jm.fit(NET, params, opt, x, y, loss=LOSS, epochs=50, progress=False)
+    assert result.stop_reason is not None and "diverged" in result.stop_reason
+    chex.assert_tree_all_finite(result.params)
+    assert len(result.history["loss"]) < 50
+    assert np.all(np.isfinite(result.history["loss"]))
+
+
+def test_resume_from_a_checkpoint_is_bit_exact(tmp_path):
+    x, y = data()
+    xv, yv = data(seed=1)
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.adam(jm.schedules.inverse_time(0.02, 1e-3))
+    kw = dict(
+        loss=LOSS,
+        reg=jm.Regularization(l2w=5e-4),
+        batch_size=16,
+        validation=(xv, yv),
+        key=jax.random.key(3),
+        progress=False,
+    )
+    straight = jm.fit(NET, params, opt, x, y, epochs=8, **kw)
+    first = jm.fit(NET, params, opt, x, y, epochs=3, **kw)
+    checkpoint.save(
+        tmp_path / "c.npz", NET, first.params, first.opt_state, key=kw["key"], metadata={"epoch": 3}
+    )
+    ck = checkpoint.load(tmp_path / "c.npz")
+    kw["key"] = ck.key
+    second = jm.fit(
+        NET,
+        ck.params,
+        opt,
+        x,
+        y,
+        epochs=5,
+        opt_state=ck.opt_state,
+        initial_epoch=ck.metadata["epoch"],
+        **kw,
+    )
+    chex.assert_trees_all_equal(second.params, straight.params)
+    chex.assert_trees_all_equal(second.opt_state, straight.opt_state)
+    for k in straight.history:
+        joined = np.concatenate([first.history[k], second.history[k]])
+        np.testing.assert_array_equal(joined, straight.history[k], err_msg=k)
+
+
+def test_fit_leaves_the_callers_arrays_usable():
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.sgd(0.1)
+    state = opt.init(params)
+    jm.fit(NET, params, opt, x, y, loss=LOSS, epochs=2, opt_state=state, progress=False)
+    np.asarray(params[0]["W"])  # raises if fit had donated the caller's buffers
+    np.asarray(state.trace[0]["W"])
+
+
+def test_progress_bar_shows_live_metrics(capsys):
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, epochs=3, validation=data(seed=1))
+    err = capsys.readouterr().err
+    assert "epochs 1–3" in err and "3/3" in err and "val_acc=" in err
+
+
+def test_regression_and_binary_accuracy():
+    x, y = jm.datasets.sine(64)
+    net = jm.MLP((1, 16, 1), ("tanh", "linear"))
+    params = jm.init_params(jax.random.key(0), net)
+    result = jm.fit(net, params, jm.optim.adam(0.01), x, y, loss="mse", epochs=3, progress=False)
+    out = jm.forward(net, result.params, x)
+    # The last epoch's accuracy is measured while the parameters change; the final one differs.
+    assert 0 <= result.history["accuracy"][-1] <= 1
+    ev = jm.evaluate(net, result.params, x, y, loss="mse", batch_size=10)
+    np.testing.assert_allclose(ev["accuracy"], jm.metrics.regression_accuracy(out, y), rtol=1e-6)
+    np.testing.assert_allclose(
+        ev["data_loss"], np.mean((np.asarray(out) - np.asarray(y)) ** 2), rtol=1e-5
+    )
+
+    xb = jnp.concatenate([x, -x])
+    yb = jnp.concatenate([jnp.ones((64, 1)), jnp.zeros((64, 1))])
+    net = jm.MLP((1, 1), ("sigmoid",))
+    params = ({"W": jnp.array([[5.0]]), "b": jnp.zeros(1)},)
+    ev = jm.evaluate(net, params, xb, yb, loss="binary_crossentropy")
+    # x = 0 gives exactly 0.5, counted as class 0: one miss out of 128.
+    np.testing.assert_allclose(ev["accuracy"], 127 / 128)
+
+
+def test_evaluate_and_predict_in_batches_equal_full_batch():
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    reg = jm.Regularization(l2w=1e-3)
+    ev = jm.evaluate(NET, params, x, y, loss=LOSS, reg=reg, batch_size=7)
+    total, parts = jm.objective(NET, params, x, y, loss=LOSS, reg=reg)
+    np.testing.assert_allclose(ev["loss"], total, rtol=1e-5)
+    np.testing.assert_allclose(ev["penalty"], parts["penalty"], rtol=1e-6)
+    np.testing.assert_allclose(ev["accuracy"], jm.accuracy(jm.forward(NET, params, x), y))
+    np.testing.assert_allclose(
+        jm.predict(NET, params, x, batch_size=7), jm.forward(NET, params, x), rtol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"epochs": -1}, ValueError, r"epochs must be an integer >= 0; got -1"),
+        ({"batch_size": 0}, ValueError, r"batch_size must be a positive integer or None; got 0"),
+        (
+            {"grads": "numeric"},
+            ValueError,
+            r"unknown grads 'numeric'; expected one of 'autodiff', 'manual'",
+        ),
+        (
+            {"validation": (jnp.ones((4, 3)), jnp.zeros(4, int))},
+            ValueError,
+            r"x must have shape \(batch, 2\); got \(4, 3\)",
+        ),
+        ({"validation": jnp.ones((4, 2))}, TypeError, r"validation must be a pair"),
+        (
+            {"y": jnp.full(90, 5)},
+            ValueError,
+            r"class labels in \[5, 5\]; expected integers in \[0, 2\]",
+        ),
+        ({"x": jnp.full((90, 2), jnp.nan)}, ValueError, r"x must be finite"),
+    ],
+    ids=[
+        "negative_epochs",
+        "zero_batch",
+        "unknown_grads",
+        "validation_shape",
+        "validation_pair",
+        "labels",
+        "nan_data",
+    ],
+)
+def test_fit_rejects_bad_arguments(kwargs, error, match):
+    x, y = data()
+    args = {"x": x, "y": y} | kwargs
+    x, y = args.pop("x"), args.pop("y")
+    params = jm.init_params(jax.random.key(2), NET)
+    with pytest.raises(error, match=match):
+        jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, progress=False, **args)
+
+
+def test_zero_epochs_returns_the_inputs():
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        result = jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, epochs=0, progress=False)
+    chex.assert_trees_all_equal(result.params, params)
+    assert result.history["epoch"].shape == (0,)
