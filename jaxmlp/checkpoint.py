@@ -176,6 +176,10 @@ def save(
             np.savez(f, **payload)
             f.flush()
             os.fsync(f.fileno())
+        # mkstemp creates the file private (0600); give it the permissions of a normal file.
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -2,12 +2,14 @@
 
 Subcommands:
 
+- ``jaxmlp train``: train a net and write metrics, a checkpoint and plots; with no options, the
+  book's chapter-14 spiral experiment (`jaxmlp.train_cli`).
 - ``jaxmlp gradcheck``: a random net and random data; the hand-written backward pass checked
   against autodiff and finite differences (`jaxmlp.gradcheck.gradcheck`), the report printed.
 
-Exit status: 0 on success, 1 when a gradient check fails, 2 on bad options (a one-line message
-on stderr). Each subcommand is a pair of functions, one adding its options to a parser and one
-running it, listed in `_COMMANDS` (a ``train`` subcommand plugs in the same way).
+Exit status: 0 on success, 1 when a gradient check fails or training diverges, 2 on bad
+options (a one-line message on stderr). Each subcommand is a pair of functions, one adding
+its options to a parser and one running it, listed in `_COMMANDS`.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from jaxmlp.gradcheck import (
 from jaxmlp.model import INIT_SCHEMES, MLP, init_params
 from jaxmlp.objective import check_problem
 from jaxmlp.regularization import Regularization
+from jaxmlp.train_cli import add_train
 
 BIAS_STD = 0.1
 
@@ -254,6 +257,7 @@ def _load_backward(spec: str) -> Callable:
 
 
 _COMMANDS: dict[str, Callable[[argparse._SubParsersAction, str], None]] = {
+    "train": add_train,
     "gradcheck": _add_gradcheck,
 }
 

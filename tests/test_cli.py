@@ -88,7 +88,7 @@ def test_bad_options_exit_2_with_one_line(capsys, case):
 def test_no_command_exits_2(capsys):
     assert main([]) == 2
     assert capsys.readouterr().err == (
-        "jaxmlp: error: choose a command: gradcheck (see 'jaxmlp --help')\n"
+        "jaxmlp: error: choose a command: train, gradcheck (see 'jaxmlp --help')\n"
     )
 
 

@@ -1,0 +1,126 @@
+"""Plots of a training history and of a 2-D classifier's decision regions (needs matplotlib).
+
+matplotlib is an optional extra (``pip install "jaxmlp[plot]"``); it is imported when a plot is
+drawn, not when jaxmlp is imported.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp.model import MLP, Params, forward
+
+
+def _pyplot():
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as err:
+        raise ImportError("plotting needs matplotlib: pip install 'jaxmlp[plot]'") from err
+    return plt
+
+
+def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None = None):
+    """Loss and accuracy per epoch, training and (when recorded) validation, side by side.
+
+    Args:
+      history: ``FitResult.history`` (or the ``history`` of ``history.json``).
+      path: where to save a PNG; None to return the figure without saving.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _pyplot()
+    epoch = np.asarray(history["epoch"])
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    ax_loss.plot(epoch, history["loss"], label="train: total")
+    ax_loss.plot(epoch, history["data_loss"], label="train: data", alpha=0.7)
+    if "val_loss" in history:
+        ax_loss.plot(epoch, history["val_loss"], label="validation: data")
+    ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
+    ax_loss.legend()
+    ax_acc.plot(epoch, history["accuracy"], label="train")
+    if "val_accuracy" in history:
+        ax_acc.plot(epoch, history["val_accuracy"], label="validation")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
+    ax_acc.legend()
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
+def plot_decision_boundary(
+    net: MLP,
+    params: Params,
+    x: Any,
+    y: Any,
+    path: str | os.PathLike | None = None,
+    *,
+    ax: Any = None,
+    resolution: int = 200,
+    title: str | None = None,
+):
+    """The predicted class over the plane of a 2-input classifier, with the data on top.
+
+    Args:
+      net: an architecture with 2 inputs.
+      params: its parameters.
+      x: points ``(n, 2)``.
+      y: their integer labels ``(n,)`` (or one-hot rows).
+      path: where to save a PNG (ignored when `ax` is given); None to skip saving.
+      ax: a matplotlib axes to draw into, e.g. for several models side by side.
+      resolution: grid points per axis.
+      title: the axes' title.
+
+    Returns:
+      The matplotlib figure.
+    """
+    if net.in_features != 2:
+        raise ValueError(f"a decision boundary needs a net with 2 inputs; got {net.in_features}")
+    plt = _pyplot()
+    x = np.asarray(x)
+    y = np.asarray(y)
+    labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+    pad = 0.1 * (x.max(axis=0) - x.min(axis=0)) + 1e-6
+    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(
+        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
+    )
+    grid = jnp.asarray(np.c_[gx.ravel(), gy.ravel()], dtype=jnp.result_type(float))
+    out = np.asarray(forward(net, params, grid))
+    pred = (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
+    own = ax is None
+    if own:
+        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
+    else:
+        fig = ax.figure
+    classes = max(int(labels.max()) + 1, int(pred.max()) + 1)
+    cmap = plt.get_cmap("tab10", max(classes, 2))
+    ax.contourf(
+        gx, gy, pred.reshape(gx.shape), levels=np.arange(classes + 1) - 0.5, cmap=cmap, alpha=0.3
+    )
+    ax.scatter(
+        x[:, 0],
+        x[:, 1],
+        c=labels,
+        cmap=cmap,
+        vmin=-0.5,
+        vmax=max(classes, 2) - 0.5,
+        s=12,
+        edgecolors="k",
+        linewidths=0.3,
+    )
+    ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
+    if title:
+        ax.set_title(title)
+    if own:
+        fig.tight_layout()
+        if path is not None:
+            fig.savefig(path)
+            plt.close(fig)
+    return fig
