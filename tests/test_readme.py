@@ -1,0 +1,45 @@
+"""The README's quickstart runs, and prints what its comments say."""
+
+import contextlib
+import io
+import pathlib
+import re
+
+import numpy as np
+
+README = pathlib.Path(__file__).resolve().parent.parent / "README.md"
+
+
+def python_blocks():
+    return re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+
+
+def test_quickstart_prints_what_its_comments_state():
+    code = python_blocks()[0]
+    expected = [
+        line.split("#", 1)[1].strip()
+        for line in code.splitlines()
+        if line.startswith("print(") and "#" in line
+    ]
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = out.getvalue().strip().splitlines()
+    assert len(printed) == len(expected)
+    for got, want in zip(printed, expected):
+        if want in ("True", "False"):
+            assert got == want
+            continue
+        # Same numbers; the trained accuracies may move in the third decimal across CPUs.
+        np.testing.assert_allclose(
+            [float(v) for v in got.split()], [float(v) for v in want.split()], atol=0.02
+        )
+
+
+def test_setup_block_holds_the_two_commands():
+    block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1)
+    lines = [line for line in block.splitlines() if line.strip()]
+    assert lines == [
+        'pip install -e ".[plot]" && jaxmlp train',
+        'pip install -e ".[test]" && python -m pytest',
+    ]
