@@ -291,23 +291,20 @@ def data_loss(
     cross-entropy) and the activations otherwise. `mask` (0/1 per example) restricts the mean
     to the examples it keeps. Inputs are assumed validated.
     """
-    y = jnp.asarray(y)
-    if loss == "mse":
-        return mse(a, y, mask)
-    if loss == "mae":
-        return mae(a, y, mask)
-    if loss == "binary_crossentropy":
-        if output_activation == "sigmoid":
-            return binary_crossentropy_from_logits(z, y, mask)
-        return binary_crossentropy(a, y, mask)
-    if output_activation == "softmax":
-        return categorical_crossentropy_from_logits(z, y, mask)
-    return categorical_crossentropy(a, y, mask)
+    value, _ = _pair(loss, output_activation)
+    return value(z if fused(loss, output_activation) else a, jnp.asarray(y), mask)
 
 
 def fused(loss: str, output_activation: str) -> bool:
     """True when `loss` is computed from the logits of `output_activation` (the fused pairs)."""
     return FUSED.get(loss) == output_activation
+
+
+def _pair(loss: str, output_activation: str):
+    """The loss function and its hand-written gradient: of the logits for the fused pairs."""
+    if fused(loss, output_activation):
+        return _FROM_LOGITS[loss]
+    return _FROM_OUTPUTS[loss]
 
 
 def data_loss_grad(
@@ -341,15 +338,20 @@ def data_loss_grad(
     >>> data_loss_grad("categorical_crossentropy", "softmax", z, jax.nn.softmax(z), jnp.array([1]))
     Array([[ 0.5, -0.5]], dtype=float32)
     """
-    y = jnp.asarray(y)
-    if loss == "mse":
-        return mse_grad(a, y, mask)
-    if loss == "mae":
-        return mae_grad(a, y, mask)
-    if loss == "binary_crossentropy":
-        if output_activation == "sigmoid":
-            return binary_crossentropy_from_logits_grad(z, y, mask)
-        return binary_crossentropy_grad(a, y, mask)
-    if output_activation == "softmax":
-        return categorical_crossentropy_from_logits_grad(z, y, mask)
-    return categorical_crossentropy_grad(a, y, mask)
+    _, grad = _pair(loss, output_activation)
+    return grad(z if fused(loss, output_activation) else a, jnp.asarray(y), mask)
+
+
+_FROM_OUTPUTS = {
+    "mse": (mse, mse_grad),
+    "mae": (mae, mae_grad),
+    "binary_crossentropy": (binary_crossentropy, binary_crossentropy_grad),
+    "categorical_crossentropy": (categorical_crossentropy, categorical_crossentropy_grad),
+}
+_FROM_LOGITS = {
+    "binary_crossentropy": (binary_crossentropy_from_logits, binary_crossentropy_from_logits_grad),
+    "categorical_crossentropy": (
+        categorical_crossentropy_from_logits,
+        categorical_crossentropy_from_logits_grad,
+    ),
+}
