@@ -1,0 +1,102 @@
+"""Execute every experiment notebook in smoke mode and check what its closing cell printed.
+
+Each notebook runs in a fresh kernel (the test process's Python) with ``SMOKE=1``, its own
+directory as the working directory, and ``JAXMLP_EXPERIMENTS_OUT`` pointing at a temporary
+directory for any file it writes. The notebook is executed as an in-memory copy: the committed
+``.ipynb`` (with its full-size outputs) is never rewritten.
+"""
+
+import hashlib
+import pathlib
+import re
+
+import pytest
+
+nbformat = pytest.importorskip("nbformat")
+nbclient = pytest.importorskip("nbclient")
+pytest.importorskip("ipykernel")
+pytest.importorskip("matplotlib")
+pytest.importorskip("sklearn")
+
+EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
+NOTEBOOKS = sorted(EXPERIMENTS.glob("[0-9][0-9]_*.ipynb"))
+CELL_TIMEOUT = 300  # seconds per cell; a smoke run takes a few seconds per cell
+
+# What each notebook must print, beyond running without error: its computed summary.
+EXPECTED = {
+    "01_backprop_by_hand": [
+        r"gradcheck flags exactly the leaves each bug changes: True",
+        r"Result: the NumPy transcription of the seed's tables and jaxmlp agree to rounding",
+        r"gradcheck passed on (\d+) of \1 deeper nets",
+    ],
+    "02_regularization": [
+        r"Result:",
+        r"accuracy gap \d\.\d{3} → \d\.\d{3}",
+        r"The λ sweep \(1e-04 to 1e-02\)",
+        r"the proximal step \d+\.\d%",
+    ],
+    "03_optimizers": [
+        r"Result:",
+        r"final training loss on the spiral: (\S+ \d+\.\d{3}, )*Adam \d+\.\d{3}",
+        r"ε placement: Adagrad: .*; Adam: ",
+        r"Adam \+ L2 in the loss reached its best validation accuracy \d\.\d{3}",
+    ],
+    "04_digits": [
+        r"parameters identical: True; optimizer state identical: True; "
+        r"test probabilities identical: True",
+        r"Result: a 64-64-10 MLP trained for 2 epochs",
+        r"reloaded with identical parameters, optimizer state and test probabilities",
+    ],
+}
+
+
+def _digest(path):
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _outputs(nb):
+    """Every stream text of the executed notebook, and the number of images it displayed."""
+    text, images = [], 0
+    for cell in nb.cells:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                text.append(out["text"])
+            images += "image/png" in out.get("data", {})
+    return "".join(text), images
+
+
+def test_every_notebook_has_expectations():
+    assert NOTEBOOKS, f"no notebooks found in {EXPERIMENTS}"
+    assert {p.stem for p in NOTEBOOKS} == set(EXPECTED)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    # The kernel inherits this environment.
+    monkeypatch.setenv("SMOKE", "1")
+    monkeypatch.setenv("JAXMLP_EXPERIMENTS_OUT", str(tmp_path))
+    monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # no __pycache__ left in experiments/
+    monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend
+    before = _digest(path)
+    listing = sorted(p.name for p in EXPERIMENTS.iterdir())
+
+    nb = nbformat.read(path, as_version=4)
+    client = nbclient.NotebookClient(
+        nb,
+        timeout=CELL_TIMEOUT,
+        kernel_name="python3",
+        resources={"metadata": {"path": str(EXPERIMENTS)}},
+    )
+    client.execute()  # raises CellExecutionError on any error
+
+    text, images = _outputs(nb)
+    for pattern in EXPECTED[path.stem]:
+        assert re.search(pattern, text), f"{path.name} did not print {pattern!r}"
+    assert images >= 1, f"{path.name} displayed no figure"
+    closing = [c for c in nb.cells if c.cell_type == "code"][-1]
+    closing_text = "".join(o.get("text", "") for o in closing.outputs)
+    assert closing_text.startswith("Result"), f"{path.name}: the closing cell printed no result"
+    assert _digest(path) == before, "the committed notebook was modified"
+    assert sorted(p.name for p in EXPERIMENTS.iterdir()) == listing, "files left in experiments/"
+    if path.stem == "04_digits":
+        assert (tmp_path / "digits_mlp.npz").is_file()
