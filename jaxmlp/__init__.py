@@ -4,10 +4,11 @@ Parameters are pytrees (a tuple of ``{"W", "b"}`` dicts); pure functions give th
 and the regularized objective; `jax.grad` differentiates it and `jax.jit` compiles it.
 """
 
-from jaxmlp import activations, checkpoint, datasets, losses, metrics, optim, schedules
+from jaxmlp import activations, checkpoint, datasets, ensemble, losses, metrics, optim, schedules
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
 from jaxmlp.datasets import spiral
+from jaxmlp.ensemble import FitManyResult, fit_many
 from jaxmlp.fit import FitResult, evaluate, fit, predict
 from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
 from jaxmlp.metrics import accuracy
@@ -22,6 +23,7 @@ __version__ = "0.1.0"
 __all__ = [
     "Checkpoint",
     "CheckpointError",
+    "FitManyResult",
     "FitResult",
     "GradcheckReport",
     "LeafCheck",
@@ -34,8 +36,10 @@ __all__ = [
     "backprop",
     "checkpoint",
     "datasets",
+    "ensemble",
     "evaluate",
     "fit",
+    "fit_many",
     "forward",
     "forward_intermediates",
     "gradcheck",

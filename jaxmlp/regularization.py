@@ -158,12 +158,15 @@ def penalty(params, reg: RegLike) -> jax.Array:
     total = jnp.zeros((), jnp.result_type(*[p["W"] for p in params]))
     for layer, r in zip(params, per_layer(reg, len(params))):
         W, b = layer["W"], layer["b"]
-        total = total + (
-            r.l1w * jnp.sum(jnp.abs(W))
-            + r.l1b * jnp.sum(jnp.abs(b))
-            + r.l2w * jnp.sum(W * W)
-            + r.l2b * jnp.sum(b * b)
-        )
+        for strength, w, square in (
+            (r.l1w, W, False),
+            (r.l1b, b, False),
+            (r.l2w, W, True),
+            (r.l2b, b, True),
+        ):
+            # A strength that is a Python 0 adds no work (jaxmlp.fit passes zeros that way).
+            if not (isinstance(strength, (int, float)) and strength == 0):
+                total = total + strength * jnp.sum(w * w if square else jnp.abs(w))
     return total
 
 

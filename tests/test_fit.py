@@ -284,3 +284,40 @@ def test_zero_epochs_returns_the_inputs():
         result = jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, epochs=0, progress=False)
     chex.assert_trees_all_equal(result.params, params)
     assert result.history["epoch"].shape == (0,)
+
+
+@pytest.mark.parametrize("n", [1, 2, 3, 90, 256, 257, 6000])
+def test_shuffle_is_a_permutation_that_depends_on_the_key(n):
+    fit_module = __import__("sys").modules["jaxmlp.fit"]
+    perm = jax.jit(fit_module._permutation, static_argnums=1)
+    a = np.asarray(perm(jax.random.key(0), n))
+    np.testing.assert_array_equal(np.sort(a), np.arange(n))
+    if n > 3:
+        assert not np.array_equal(a, np.asarray(perm(jax.random.key(1), n)))
+
+
+def test_shuffle_is_close_to_uniform():
+    """Over 6000 keys, every element lands in every position about equally often."""
+    fit_module = __import__("sys").modules["jaxmlp.fit"]
+    n, draws = 6, 6000
+    keys = jax.random.split(jax.random.key(0), draws)
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: fit_module._permutation(k, n)))(keys))
+    counts = np.zeros((n, n))
+    np.add.at(counts, (np.tile(np.arange(n), draws), perms.ravel()), 1)
+    # Each cell is Binomial(6000, 1/6): mean 1000, standard deviation about 29.
+    assert np.all(np.abs(counts - draws / n) < 5 * 29), counts
+    # And the 720 orders of 6 elements all occur.
+    assert len({tuple(p) for p in perms}) > 700
+
+
+def test_a_second_run_with_other_values_reuses_the_compilation(caplog):
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.adam(0.01)
+    kw = dict(loss=LOSS, batch_size=32, progress=False)
+    jm.fit(NET, params, opt, x, y, epochs=2, reg=jm.Regularization(l2w=1e-4), **kw)
+    _, compiles = count_compilations(
+        caplog,
+        lambda: jm.fit(NET, params, opt, x + 1, y, epochs=7, reg=jm.Regularization(l2w=1e-2), **kw),
+    )
+    assert compiles == 0

@@ -1,0 +1,381 @@
+"""Many models trained at once: `fit_many` runs `jaxmlp.fit`'s compiled epochs under `jax.vmap`.
+
+K models of one architecture — differing in initial weights (seeds), regularization strengths or
+optimizer hyperparameters — train in one compiled program on the same data. Every leaf of their
+parameters and optimizer states carries a leading axis of size K (`stack` builds such trees
+from a list, `unstack` splits them again); a regularization strength is either one number
+shared by all models or an array of K values. Model ``k`` gets exactly the updates, history and
+final parameters that ``fit`` would give it alone (to float rounding): this is the tool for λ
+sweeps, learning-rate sweeps and seed ensembles. It compiles once instead of K times and runs
+one loop instead of K; how much time it saves beyond that depends on how well the device runs
+batched matrix products of the net's sizes (``benchmarks/bench_many.py`` measures it).
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Sequence
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp._checks import check_choice
+from jaxmlp.fit import (
+    _ORDER,
+    FitResult,
+    _check_counts,
+    _check_data,
+    _check_validation,
+    _epoch_fn,
+    _epoch_loop,
+    _history_buffers,
+    _history_names,
+    _precision,
+    _progress_bar,
+    _run_compiled,
+    _zero_strengths,
+)
+from jaxmlp.model import MLP, Params, check_params
+from jaxmlp.objective import check_problem
+from jaxmlp.optim import Optimizer, OptState
+from jaxmlp.regularization import _FIELDS, RegLike, Regularization, per_layer
+from jaxmlp.train import GRADS
+
+
+class FitManyResult(NamedTuple):
+    """What `fit_many` returns; every array has a leading axis of K models.
+
+    Attributes:
+      params: the trained parameters, each leaf ``(K, ...)`` (a diverged model's last good ones).
+      opt_state: the optimizer states that go with them, each leaf ``(K, ...)``.
+      history: the fields of `jaxmlp.fit`'s history, each ``(K, epochs, ...)``; a model that
+        diverged has NaN in the rows after its last good epoch.
+      stop_reasons: one per model: None when every epoch ran, else why it stopped early.
+      epochs_run: ``(K,)`` epochs each model completed.
+    """
+
+    params: Params
+    opt_state: OptState
+    history: dict[str, np.ndarray]
+    stop_reasons: tuple[str | None, ...]
+    epochs_run: np.ndarray
+
+    def model(self, k: int) -> FitResult:
+        """Model `k`'s result as `jaxmlp.fit` returns it (history cut to its epochs)."""
+        n = int(self.epochs_run[k])
+        return FitResult(
+            take(self.params, k),
+            take(self.opt_state, k),
+            {name: h[k, :n] for name, h in self.history.items()},
+            self.stop_reasons[k],
+        )
+
+
+def stack(trees: Sequence[Any]) -> Any:
+    """Stack K pytrees of the same structure along a new leading axis of size K.
+
+    For `fit_many`'s params, optimizer states and regularizations: stacking
+    ``Regularization(l2w=a)`` and ``Regularization(l2w=b)`` gives ``Regularization(l2w=[a, b])``.
+
+    Args:
+      trees: K trees with the same structure and leaf shapes.
+
+    Returns:
+      One tree whose leaves have shape ``(K, *leaf.shape)``.
+
+    >>> from jaxmlp.ensemble import stack
+    >>> stack([Regularization(l2w=1e-4), Regularization(l2w=1e-3)]).l2w
+    Array([0.0001, 0.001 ], dtype=float32)
+    """
+    trees = list(trees)
+    if not trees:
+        raise ValueError("stack needs at least one tree")
+    first = jax.tree.structure(trees[0])
+    for i, t in enumerate(trees[1:], 1):
+        if jax.tree.structure(t) != first:
+            raise ValueError(
+                f"trees[{i}] has structure {jax.tree.structure(t)}; trees[0] has {first}"
+            )
+
+    def stack_leaves(*leaves: Any) -> jax.Array:
+        a = jnp.stack([jnp.asarray(v) for v in leaves])
+        return a.astype(a.dtype)  # Python numbers stack to a weakly typed array; make it concrete
+
+    return jax.tree.map(stack_leaves, *trees)
+
+
+def take(tree: Any, k: int) -> Any:
+    """Model `k` of a stacked tree: every leaf indexed ``[k]``.
+
+    >>> from jaxmlp.ensemble import stack, take
+    >>> take(stack([{"w": jnp.zeros(2)}, {"w": jnp.ones(2)}]), 1)["w"]
+    Array([1., 1.], dtype=float32)
+    """
+    return jax.tree.map(lambda a: a[k], tree)
+
+
+def unstack(tree: Any) -> list[Any]:
+    """The K trees of a stacked tree, the inverse of `stack`."""
+    leaves = jax.tree.leaves(tree)
+    if not leaves:
+        raise ValueError("unstack needs a tree with at least one array leaf")
+    return [take(tree, k) for k in range(jnp.shape(leaves[0])[0])]
+
+
+def _n_models(net: MLP, params: Any) -> int:
+    """K from stacked `params`, with errors that say how stacking looks."""
+    if not isinstance(params, tuple) or not params or not isinstance(params[0], dict):
+        check_params(net, params)  # raises the usual structural error
+    W0 = params[0].get("W")
+    expected = (net.sizes[0], net.sizes[1])
+    if np.ndim(W0) != 3:
+        raise ValueError(
+            "params must be stacked, every leaf with a leading axis of K models "
+            f"(jaxmlp.ensemble.stack([...])): params[0]['W'] should have shape (K, "
+            f"{expected[0]}, {expected[1]}); got {tuple(np.shape(W0))}"
+        )
+    K = int(np.shape(W0)[0])
+    for l, layer in enumerate(params):
+        for leaf, a in layer.items() if isinstance(layer, dict) else ():
+            if np.ndim(a) < 1 or np.shape(a)[0] != K:
+                raise ValueError(
+                    f"params[{l}][{leaf!r}] must have a leading axis of K = {K} models (from "
+                    f"params[0]['W']); got shape {tuple(np.shape(a))}"
+                )
+    check_params(net, take(params, 0))
+    return K
+
+
+def _check_state(state: Any, K: int) -> None:
+    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
+        if np.ndim(leaf) < 1 or np.shape(leaf)[0] != K:
+            raise ValueError(
+                f"opt_state{jax.tree_util.keystr(path)} must have a leading axis of K = {K} "
+                f"models (stack K states with jaxmlp.ensemble.stack); got shape "
+                f"{tuple(np.shape(leaf))}"
+            )
+
+
+def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[Any, ...], ...]]:
+    """The per-layer regularizations and, per strength, 0 (one per model) or None (shared)."""
+    regs = per_layer(reg, n_layers)
+    axes = []
+    for l, r in enumerate(regs):
+        row = []
+        for name in _FIELDS:
+            shape = tuple(np.shape(getattr(r, name)))
+            if shape not in ((), (K,)):
+                raise ValueError(
+                    f"reg (layer {l}) {name} must be a number shared by all models or an array "
+                    f"of shape ({K},), one per model; got shape {shape}"
+                )
+            row.append(0 if shape == (K,) else None)
+        axes.append(tuple(row))
+    return regs, tuple(axes)
+
+
+def _key_axis(key: Any, K: int) -> int | None:
+    """None for one key shared by all models, 0 for K keys (one shuffle order per model)."""
+    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
+    shape = tuple(key.shape) if typed else tuple(key.shape[:-1])
+    if not typed and (key.dtype != jnp.uint32 or key.shape[-1:] != (2,)):
+        raise TypeError(f"key must be a JAX PRNG key such as jax.random.key(0); got {key!r:.60}")
+    if shape == ():
+        return None
+    if shape == (K,):
+        return 0
+    raise ValueError(
+        f"key must be one PRNG key (the same shuffles for every model) or {K} keys, one per "
+        f"model (jax.random.split(key, {K})); got keys of shape {shape}"
+    )
+
+
+@functools.lru_cache(maxsize=16)
+def _make_many(
+    net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, reg_axes, key_axis
+):
+    """The compiled program of `fit_many`: `fit`'s epoch under `jax.vmap`, in its epoch loop."""
+    epoch_fn = _epoch_fn(
+        net, opt, loss=loss, grads=grads, n=n, batch_size=batch_size, shuffle=shuffle,
+        has_val=has_val, zeros=zeros,
+    )  # fmt: skip
+    reg_spec = tuple(Regularization(*row) for row in reg_axes)
+    # Models: params, state, key (when per model) and the strengths given per model.
+    many = jax.vmap(
+        epoch_fn, in_axes=(0, 0, None, key_axis, None, None, None, None, reg_spec, None)
+    )
+
+    def _fit_many_epochs(params, state, first_epoch, count, alive, runs, buffers, *args):
+        return _epoch_loop(many, params, state, first_epoch, count, alive, runs, buffers, *args)
+
+    return jax.jit(_fit_many_epochs, donate_argnums=(0, 1, 6))
+
+
+def fit_many(
+    net: MLP,
+    params: Params,
+    opt: Optimizer,
+    x: Any,
+    y: Any,
+    *,
+    loss: str,
+    reg: RegLike = None,
+    epochs: int = 1,
+    batch_size: int | None = None,
+    validation: tuple[Any, Any] | None = None,
+    key: jax.Array | None = None,
+    shuffle: bool = True,
+    grads: str = "autodiff",
+    opt_state: OptState | None = None,
+    initial_epoch: int = 0,
+    progress: bool = True,
+) -> FitManyResult:
+    """Train K models of `net` at once on ``(x, y)``, in one compiled program.
+
+    Model ``k`` follows `jaxmlp.fit` exactly: for every mini-batch
+    ``θ_k ← θ_k + opt.update(∇_θ [data_loss(θ_k) + penalty(θ_k, reg_k)], state_k)``, with the
+    same shuffles, masking of a short last batch and history. The K models run side by side
+    (`jax.vmap` inside the compiled epoch loop). A model whose loss or parameters become NaN or
+    infinite stops there (keeps its last good parameters and state, NaN in its later history
+    rows, a reason in ``stop_reasons``); the others go on.
+
+    Args:
+      net: the architecture, shared by all models.
+      params: stacked initial parameters, each leaf ``(K, ...)``, e.g.
+        ``stack([init_params(jax.random.key(s), net) for s in seeds])``.
+      opt: an optimizer from `jaxmlp.optim`; its structure (which optimizer, schedule kind) is
+        shared, its hyperparameters may differ per model through `opt_state`.
+      x: inputs ``(n, net.in_features)``, shared.
+      y: targets as for `jaxmlp.objective`, shared.
+      loss: the data loss's name.
+      reg: a `Regularization` (or one per layer) whose strengths are numbers (shared) or arrays
+        of shape ``(K,)`` (one per model), e.g. ``Regularization(l2w=jnp.array([1e-4, 1e-3]))``.
+      epochs: epochs to run for every model.
+      batch_size: examples per update (None: the full batch), as for `jaxmlp.fit`.
+      validation: ``(x_val, y_val)`` evaluated after every epoch, or None.
+      key: one PRNG key (every model sees the same shuffles, as K separate `fit` calls with that
+        key) or K keys (``jax.random.split(key, K)``: one shuffle order per model). Default
+        ``jax.random.key(0)``.
+      shuffle: reshuffle the examples every epoch.
+      grads: ``"autodiff"`` or ``"manual"``.
+      opt_state: stacked optimizer states, each leaf ``(K, ...)``; default ``opt.init`` of every
+        model. Per-model hyperparameters: ``stack([set_hyperparams(opt.init(p), learning_rate=
+        lr) for p, lr in zip(unstack(params), rates)])``.
+      initial_epoch: epochs already run (when resuming), as for `jaxmlp.fit`.
+      progress: show a progress bar with the best loss and the number of models still running.
+
+    Returns:
+      A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run)``;
+      ``result.model(k)`` is model k's `jaxmlp.FitResult`.
+
+    >>> from jaxmlp.ensemble import fit_many, stack
+    >>> net = MLP((2, 8, 3), ("relu", "softmax"))
+    >>> params = stack([init_params(jax.random.key(s), net) for s in range(3)])
+    >>> x, y = spiral(jax.random.key(0), samples=20)
+    >>> reg = Regularization(l2w=jnp.array([0.0, 1e-3, 1e-2]))  # a λ per model
+    >>> result = fit_many(net, params, sgd(0.5), x, y, loss="categorical_crossentropy",
+    ...                   reg=reg, epochs=4, batch_size=20, progress=False)
+    >>> result.history["loss"].shape, result.params[0]["W"].shape
+    ((3, 4), (3, 2, 8))
+    >>> result.model(2).history["penalty"].shape
+    (4,)
+    """
+    check_choice("grads", grads, GRADS)
+    check_problem(net, x, y, loss)
+    K = _n_models(net, params)
+    regs, reg_axes = _reg_axes(reg, net.n_layers, K)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    _check_data(net, x, regs)
+    batch_size = _check_counts(epochs, initial_epoch, batch_size, x.shape[0])
+    xv, yv = _check_validation(net, validation, x, y, loss, regs)
+    key = jax.random.key(0) if key is None else key
+    key_axis = _key_axis(jnp.asarray(key), K)
+    if opt_state is None:
+        state = jax.vmap(opt.init)(params)
+    else:
+        _check_state(opt_state, K)
+        state = opt_state
+    # Copies: the compiled loop donates its buffers, and the caller's arrays must stay valid.
+    params = jax.tree.map(jnp.array, params)
+    state = jax.tree.map(jnp.array, state)
+
+    run = _make_many(
+        net,
+        opt,
+        loss=loss,
+        grads=grads,
+        n=x.shape[0],
+        batch_size=batch_size,
+        shuffle=shuffle,
+        has_val=validation is not None,
+        zeros=_zero_strengths(regs),
+        reg_axes=reg_axes,
+        key_axis=key_axis,
+    )
+    names = _history_names(validation is not None)
+    buffers = _history_buffers(names, net.n_layers, x.dtype, lead=(K,))
+    args = (key, x, y, xv, yv, regs, _precision(loss, y, x.dtype))
+    bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
+    try:
+        params, state, rows, done_total, alive, runs = _run_compiled(
+            run,
+            params,
+            state,
+            jnp.ones((K,), bool),
+            buffers,
+            args,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            bar=bar,
+            postfix=_postfix,
+        )
+    finally:
+        if bar is not None:
+            bar.close()
+
+    stop_reasons = []
+    for k in range(K):
+        if alive[k]:
+            stop_reasons.append(None)
+            continue
+        epoch = initial_epoch + int(runs[k]) + 1
+        stop_reasons.append(
+            f"model {k} diverged at epoch {epoch}: the loss or the parameters became NaN or "
+            f"infinite; kept its parameters after epoch {epoch - 1}"
+        )
+    if not alive.all():
+        which = [k for k in range(K) if not alive[k]]
+        warnings.warn(
+            f"{len(which)} of {K} models diverged (models {which}); they kept their last good "
+            "parameters and the others went on. See result.stop_reasons.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+    history = {
+        k: np.moveaxis(np.concatenate([r[k] for r in rows]), 0, 1)
+        if rows
+        else np.zeros((K, 0) + buffers[k].shape[2:])
+        for k in buffers
+    }
+    epoch = np.arange(initial_epoch + 1, initial_epoch + done_total + 1)
+    history = {
+        "epoch": np.tile(epoch, (K, 1)),
+        **{k: history[k] for k in _ORDER if k in history},
+    }
+    return FitManyResult(params, state, history, tuple(stop_reasons), runs)
+
+
+def _postfix(host: dict[str, np.ndarray], done: int) -> dict[str, str]:
+    if done == 0:
+        return {}
+    loss = host["loss"][done - 1]
+    alive = np.isfinite(loss)
+    out = {"best_loss": f"{np.nanmin(loss):.4f}" if alive.any() else "nan"}
+    if "val_loss" in host:
+        val = host["val_loss"][done - 1]
+        out["best_val_loss"] = f"{np.nanmin(val):.4f}" if alive.any() else "nan"
+    out["running"] = f"{int(alive.sum())}/{len(loss)}"
+    return out

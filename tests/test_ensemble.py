@@ -1,0 +1,174 @@
+import logging
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmlp as jm
+from jaxmlp.ensemble import fit_many, stack, take, unstack
+from jaxmlp.optim import set_hyperparams
+
+NET = jm.MLP((2, 16, 3), ("relu", "softmax"))
+LOSS = "categorical_crossentropy"
+
+
+def data(samples=30, seed=0):
+    return jm.spiral(jax.random.key(seed), samples=samples)
+
+
+def count_compilations(caplog, fn, name):
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        out = fn()
+    msgs = [r.getMessage() for r in caplog.records]
+    return out, sum(f"Finished XLA compilation of jit({name})" in m for m in msgs)
+
+
+def assert_same_as_fit(many, k, single, rtol, atol=0.0):
+    got = many.model(k)
+    chex.assert_trees_all_close(got.params, single.params, rtol=rtol, atol=atol)
+    chex.assert_trees_all_close(got.opt_state, single.opt_state, rtol=rtol, atol=atol)
+    assert set(got.history) == set(single.history)
+    for name, h in single.history.items():
+        np.testing.assert_allclose(
+            got.history[name], h, rtol=rtol, atol=atol, err_msg=f"model {k}: {name}"
+        )
+    assert got.stop_reason is None and single.stop_reason is None
+
+
+def test_k_models_equal_k_separate_fits_and_compile_once(x64, caplog):
+    """Seeds, L2 strengths and learning rates differ per model; the short last batch is masked."""
+    x, y = data()
+    xv, yv = data(seed=1)
+    seeds, l2s, rates = [2, 3, 4], [0.0, 1e-3, 1e-2], [0.05, 0.02, 0.01]
+    opt = jm.optim.adam(0.05)
+    params = [jm.init_params(jax.random.key(s), NET) for s in seeds]
+    states = [set_hyperparams(opt.init(p), learning_rate=r) for p, r in zip(params, rates)]
+    reg = jm.Regularization(l1w=1e-4, l2w=jnp.array(l2s), l2b=1e-4)
+    kw = dict(
+        loss=LOSS,
+        epochs=6,
+        batch_size=32,  # 90 examples: 32, 32, 26
+        validation=(xv, yv),
+        key=jax.random.key(5),
+        progress=False,
+    )
+    many, compiles = count_compilations(
+        caplog,
+        lambda: fit_many(NET, stack(params), opt, x, y, reg=reg, opt_state=stack(states), **kw),
+        "_fit_many_epochs",
+    )
+    assert compiles == 1
+    assert many.history["loss"].shape == (3, 6)
+    assert many.history["w_l2"].shape == (3, 6, 2)
+    np.testing.assert_array_equal(many.epochs_run, [6, 6, 6])
+    assert many.stop_reasons == (None, None, None)
+    for k in range(3):
+        reg_k = jm.Regularization(l1w=1e-4, l2w=l2s[k], l2b=1e-4)
+        single = jm.fit(NET, params[k], opt, x, y, reg=reg_k, opt_state=states[k], **kw)
+        assert_same_as_fit(many, k, single, rtol=1e-10)
+    # The sweep did something: more L2, smaller weights.
+    assert many.history["w_l2"][0, -1, 0] > many.history["w_l2"][2, -1, 0]
+
+
+def test_per_model_keys_and_manual_gradients(x64):
+    """K keys give each model its own shuffles: model k equals fit with keys[k]."""
+    x, y = data(samples=20)
+    opt = jm.optim.sgd(0.3, momentum=0.9)
+    params = [jm.init_params(jax.random.key(s), NET) for s in (0, 1)]
+    keys = jax.random.split(jax.random.key(7), 2)
+    reg = jm.Regularization(l2w=jnp.array([1e-4, 1e-2]))
+    kw = dict(loss=LOSS, epochs=4, batch_size=16, grads="manual", progress=False)
+    many = fit_many(NET, stack(params), opt, x, y, reg=reg, key=keys, **kw)
+    for k in range(2):
+        single = jm.fit(
+            NET, params[k], opt, x, y, reg=jm.Regularization(l2w=[1e-4, 1e-2][k]), key=keys[k], **kw
+        )
+        assert_same_as_fit(many, k, single, rtol=1e-10)
+
+
+def test_a_diverging_model_stops_and_the_others_go_on():
+    x, y = data()
+    opt = jm.optim.sgd(0.1)
+    params = jm.init_params(jax.random.key(2), NET)
+    rates = [0.1, 1e30, 0.2]  # the middle one overflows float32 within a few epochs
+    states = stack([set_hyperparams(opt.init(params), learning_rate=r) for r in rates])
+    with pytest.warns(RuntimeWarning, match=r"1 of 3 models diverged \(models \[1\]\)"):
+        many = fit_many(
+            NET, stack([params] * 3), opt, x, y, loss=LOSS, epochs=20, opt_state=states,
+            progress=False,
+        )  # fmt: skip
+    with pytest.warns(RuntimeWarning, match="diverged"):
+        bad = jm.fit(
+            NET, params, opt, x, y, loss=LOSS, epochs=20, progress=False, opt_state=take(states, 1)
+        )
+    stopped = len(bad.history["loss"])
+    assert stopped < 20
+    np.testing.assert_array_equal(many.epochs_run, [20, stopped, 20])
+    assert many.stop_reasons[0] is None and many.stop_reasons[2] is None
+    assert f"model 1 diverged at epoch {stopped + 1}" in many.stop_reasons[1]
+    # The diverged model kept its last good state, as fit does; NaN marks its later rows.
+    model1 = many.model(1)
+    chex.assert_trees_all_close(model1.params, bad.params, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(model1.history["loss"], bad.history["loss"], rtol=1e-4)
+    assert np.all(np.isnan(many.history["loss"][1, stopped:]))
+    for k in (0, 2):
+        single = jm.fit(
+            NET, params, opt, x, y, loss=LOSS, epochs=20, opt_state=take(states, k), progress=False
+        )
+        # float32: the batched matrix products round differently from the single ones.
+        assert_same_as_fit(many, k, single, rtol=1e-4, atol=1e-6)
+
+
+def test_stack_unstack_and_take_round_trip():
+    trees = [jm.init_params(jax.random.key(s), NET) for s in range(3)]
+    stacked = stack(trees)
+    chex.assert_shape(stacked[1]["W"], (3, 16, 3))
+    for k, tree in enumerate(unstack(stacked)):
+        chex.assert_trees_all_equal(tree, trees[k])
+        chex.assert_trees_all_equal(take(stacked, k), trees[k])
+    with pytest.raises(ValueError, match=r"trees\[1\] has structure"):
+        stack([trees[0], trees[0][:1]])
+
+
+def _bad(kind):
+    x, y = data(samples=10)
+    params = stack([jm.init_params(jax.random.key(s), NET) for s in range(3)])
+    opt = jm.optim.sgd(0.1)
+    args = dict(params=params, opt_state=None, reg=None, key=None)
+    if kind == "reg":
+        args["reg"] = jm.Regularization(l2w=jnp.array([1e-3, 1e-2]))
+    elif kind == "opt_state":
+        args["opt_state"] = stack([opt.init(jm.init_params(jax.random.key(0), NET))] * 2)
+    elif kind == "key":
+        args["key"] = jax.random.split(jax.random.key(0), 4)
+    elif kind == "unstacked":
+        args["params"] = jm.init_params(jax.random.key(0), NET)
+    elif kind == "leaf":
+        p = list(params)
+        p[1] = {"W": p[1]["W"], "b": p[1]["b"][:2]}
+        args["params"] = tuple(p)
+    params = args.pop("params")
+    return lambda: fit_many(NET, params, opt, x, y, loss=LOSS, progress=False, **args)
+
+
+@pytest.mark.parametrize(
+    "kind, match",
+    [
+        ("reg", r"reg \(layer 0\) l2w must be a number shared by all models or an array of "
+                r"shape \(3,\), one per model; got shape \(2,\)"),
+        ("opt_state", r"opt_state\.count must have a leading axis of K = 3 models .*got shape "
+                      r"\(2,\)"),
+        ("key", r"key must be one PRNG key .* or 3 keys, one per model .*got keys of shape "
+                r"\(4,\)"),
+        ("unstacked", r"params must be stacked, every leaf with a leading axis of K models .* "
+                      r"params\[0\]\['W'\] should have shape \(K, 2, 16\); got \(2, 16\)"),
+        ("leaf", r"params\[1\]\['b'\] must have a leading axis of K = 3 models .*got shape "
+                 r"\(2, 3\)"),
+    ],
+    ids=["reg_K", "opt_state_K", "keys_K", "unstacked_params", "params_leaf_K"],
+)  # fmt: skip
+def test_mismatched_model_counts_are_refused(kind, match):
+    with pytest.raises(ValueError, match=match):
+        _bad(kind)()
