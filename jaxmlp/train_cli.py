@@ -34,8 +34,8 @@ from jaxmlp import losses as _losses
 from jaxmlp import optim as _optim
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
 from jaxmlp.fit import evaluate, fit, task_of
-from jaxmlp.model import INIT_SCHEMES, MLP, init_params
-from jaxmlp.objective import check_problem, objective
+from jaxmlp.model import INIT_SCHEMES, MLP, check_inputs, init_params
+from jaxmlp.objective import check_problem
 from jaxmlp.regularization import Regularization
 
 GENERATED = ("spiral", "vertical", "sine")
@@ -374,11 +374,9 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         acts = ("relu",) * len(hidden) + (_losses.FUSED.get(loss, "linear"),)
     net = MLP(sizes, acts)
     # Data errors now, as one line, rather than from inside the training loop.
-    check_problem(net, x, y, loss)
-    objective(net, init_params(init_key, net), x, y, loss=loss)
-    if validation:
-        check_problem(net, *validation, loss)
-        objective(net, init_params(init_key, net), *validation, loss=loss)
+    for xs, ys in [(x, y)] + ([validation] if validation else []):
+        check_problem(net, xs, ys, loss)
+        check_inputs(net, xs)
     reg = _regularization(args, net.n_layers)
     batches = math.ceil(len(x) / min(args.batch_size or len(x), len(x)))
     opt = _optimizer(args, total_steps=max(1, args.epochs * batches))
