@@ -4,7 +4,17 @@ Parameters are pytrees (a tuple of ``{"W", "b"}`` dicts); pure functions give th
 and the regularized objective; `jax.grad` differentiates it and `jax.jit` compiles it.
 """
 
-from jaxmlp import activations, checkpoint, datasets, ensemble, losses, metrics, optim, schedules
+from jaxmlp import (
+    activations,
+    checkpoint,
+    datasets,
+    ensemble,
+    losses,
+    metrics,
+    optim,
+    schedules,
+    sharding,
+)
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
 from jaxmlp.datasets import spiral
@@ -55,6 +65,7 @@ __all__ = [
     "predict",
     "save",
     "schedules",
+    "sharding",
     "spiral",
     "train_step",
     "value_and_backprop",

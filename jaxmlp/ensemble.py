@@ -21,7 +21,10 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
 
+from jaxmlp import sharding as _sharding
 from jaxmlp._checks import check_choice
 from jaxmlp.fit import (
     _ORDER,
@@ -232,6 +235,8 @@ def fit_many(
     opt_state: OptState | None = None,
     initial_epoch: int = 0,
     progress: bool = True,
+    mesh: Mesh | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> FitManyResult:
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
@@ -266,6 +271,12 @@ def fit_many(
         lr) for p, lr in zip(unstack(params), rates)])``.
       initial_epoch: epochs already run (when resuming), as for `jaxmlp.fit`.
       progress: show a progress bar with the best loss and the number of models still running.
+      mesh: a `jax.sharding.Mesh` with an axis named ``"models"``
+        (`jaxmlp.sharding.models_mesh`): the K models are split over its D devices, K/D each
+        (D must divide K), and the data is replicated; the models never communicate, so each
+        equals its unsharded run up to float rounding. The returned arrays stay split. The
+        devices must belong to this process (one host).
+      devices: shorthand for ``mesh=jaxmlp.sharding.models_mesh(devices)``.
 
     Returns:
       A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run)``;
@@ -284,8 +295,22 @@ def fit_many(
     (4,)
     """
     check_choice("grads", grads, GRADS)
+    mesh = _sharding._resolve_mesh(mesh, devices, _sharding.MODELS, "fit_many")
+    if mesh is not None and jax.process_count() > 1:
+        raise ValueError(
+            f"fit_many(mesh=...) splits the models over the devices of one process; this run "
+            f"has {jax.process_count()} processes. Across processes, use fit's data parallelism "
+            "or give each process its own share of the models"
+        )
     check_problem(net, x, y, loss)
     K = _n_models(net, params)
+    if mesh is not None and K % mesh.shape[_sharding.MODELS]:
+        D = mesh.shape[_sharding.MODELS]
+        raise ValueError(
+            f"fit_many with a mesh splits the K = {K} models over the {D} devices of its "
+            f"'models' axis, so {D} must divide K: train a multiple of {D} models, or use a "
+            f"mesh of a divisor of {K} devices (devices=...)"
+        )
     regs, reg_axes = _reg_axes(reg, net.n_layers, K)
     x, y = jnp.asarray(x), jnp.asarray(y)
     _check_data(net, x, regs)
@@ -318,13 +343,18 @@ def fit_many(
     names = _history_names(validation is not None)
     buffers = _history_buffers(names, net.n_layers, x.dtype, lead=(K,))
     args = (key, x, y, xv, yv, regs, _precision(loss, y, x.dtype))
+    alive = jnp.ones((K,), bool)
+    if mesh is not None:
+        params, state, buffers, args, alive = _place_models(
+            mesh, params, state, buffers, args, alive, reg_axes, key_axis
+        )
     bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
     try:
         params, state, rows, done_total, alive, runs = _run_compiled(
             run,
             params,
             state,
-            jnp.ones((K,), bool),
+            alive,
             buffers,
             args,
             epochs=epochs,
@@ -366,6 +396,29 @@ def fit_many(
         **{k: history[k] for k in _ORDER if k in history},
     }
     return FitManyResult(params, state, history, tuple(stop_reasons), runs)
+
+
+def _place_models(mesh, params, state, buffers, args, alive, reg_axes, key_axis):
+    """`fit_many`'s inputs split over the mesh's "models" axis; the data replicated.
+
+    The compiled program follows its inputs' shardings: every per-model array is split along
+    its K axis, so each device runs K/D models and the program needs no change.
+    """
+    models = NamedSharding(mesh, P(_sharding.MODELS))
+    everywhere = _sharding.replicated(mesh)
+    params, state = _sharding._place((params, state), models, copy=True)
+    # History rows are (epochs, K, ...): the models axis is the second.
+    buffers = _sharding._place(buffers, NamedSharding(mesh, P(None, _sharding.MODELS)))
+    key, x, y, xv, yv, regs, precision = args
+    key = _sharding._place(key, models if key_axis == 0 else everywhere)
+    reg_shardings = tuple(
+        Regularization.tree_unflatten(None, [models if a == 0 else everywhere for a in row])
+        for row in reg_axes
+    )
+    regs = _sharding._place(tuple(regs), reg_shardings)
+    x, y, xv, yv, precision = _sharding._place((x, y, xv, yv, precision), everywhere)
+    alive = _sharding._place(alive, models)
+    return params, state, buffers, (key, x, y, xv, yv, regs, precision), alive
 
 
 def _postfix(host: dict[str, np.ndarray], done: int) -> dict[str, str]:

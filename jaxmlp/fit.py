@@ -24,12 +24,15 @@ import functools
 import math
 import time
 import warnings
+from collections.abc import Sequence
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
+from jaxmlp import sharding as _sharding
 from jaxmlp._checks import check_choice, is_concrete
 from jaxmlp.model import MLP, Params, check_inputs, check_params, forward
 from jaxmlp.objective import check_problem, objective, objective_and_output
@@ -153,12 +156,13 @@ def _without_zeros(regs: Any, zeros: tuple[tuple[bool, ...], ...]) -> tuple:
     )
 
 
-def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros):
+def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, mesh=None):
     """One epoch as a pure function, for `fit`'s loop and, under `jax.vmap`, `fit_many`'s.
 
     ``(params, state, epoch, key, x, y, xv, yv, reg, precision) -> (params, state, row, ok)``,
     with ``ok`` false when the loss or the new parameters are not finite. `reg` is a tuple with
     one `Regularization` per layer; the strengths marked in `zeros` are taken as exactly 0.
+    With a `mesh` (not under `vmap`), every batch's rows are split over its "data" axis.
     """
     n_batches = math.ceil(n / batch_size)
     padded = n_batches * batch_size
@@ -166,6 +170,9 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros):
 
     def batches(epoch, key, x, y):
         """The epoch's batches stacked ``(n_batches, batch_size, ...)``: one gather per epoch."""
+        if mesh is not None:
+            return _sharded_batches(epoch, key, x, y, n=n, batch_size=batch_size,
+                                    shuffle=shuffle, mesh=mesh)  # fmt: skip
         if shuffle:
             order = _permutation(jax.random.fold_in(key, epoch), n)
         else:
@@ -187,6 +194,9 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros):
         def step(carry, batch):
             params, state, sums = carry
             xb, yb, m = batch
+            if mesh is not None:
+                # Each device computes its rows; XLA sums the gradients across the "data" axis.
+                xb, yb, m = _sharding._constrain((xb, yb, m), _sharding._row_sharding(mesh))
             (total, parts, out), g = value_and_grads(
                 net, params, xb, yb, loss=loss, reg=reg, grads=grads, mask=m
             )
@@ -220,6 +230,31 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros):
         return params, state, row, ok
 
     return epoch_fn
+
+
+def _sharded_batches(epoch, key, x, y, *, n, batch_size, shuffle, mesh):
+    """`_epoch_fn`'s batches with each batch's rows split over the mesh's "data" axis.
+
+    Every batch gets ``slots`` rows, `batch_size` rounded up to a multiple of the D devices:
+    batch ``i`` holds examples ``order[i·B : (i+1)·B]`` (fewer in a short last batch) and the
+    padding rows are masked out of the loss, so the updates are those of `batch_size` without a
+    mesh. The indices are laid out before the gather, so each device gathers only its own rows
+    from its copy of the data.
+    """
+    n_batches = math.ceil(n / batch_size)
+    shards = mesh.shape[_sharding.DATA]
+    slots = -(-batch_size // shards) * shards
+    j = jnp.arange(slots)[None, :]
+    index = jnp.arange(n_batches)[:, None] * batch_size + j  # (n_batches, slots)
+    valid = (j < batch_size) & (index < n)
+    index = jnp.where(valid, index, 0)
+    if shuffle:
+        index = _permutation(jax.random.fold_in(key, epoch), n)[index]
+    index = _sharding._constrain(index, _sharding.batch_sharding(mesh))
+    mask = None
+    if slots * n_batches > n:
+        mask = _sharding._constrain(valid.astype(x.dtype), _sharding.batch_sharding(mesh))
+    return x[index], y[index], mask
 
 
 def _epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers, *args):
@@ -257,21 +292,28 @@ def _epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffer
 
 
 @functools.lru_cache(maxsize=32)
-def _make_epochs(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros):
+def _make_epochs(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, mesh=None):
     """The compiled program: run up to `count` epochs, recording one history row each.
 
     Cached on what shapes the program, so calling `fit` again with the same net, optimizer
-    object, loss and data size (a loop over seeds or strengths) reuses the compilation.
+    object, loss and data size (a loop over seeds or strengths) reuses the compilation. With a
+    `mesh`, every argument and result is replicated on its devices and the batches inside are
+    split over its "data" axis.
     """
     epoch_fn = _epoch_fn(
         net, opt, loss=loss, grads=grads, n=n, batch_size=batch_size, shuffle=shuffle,
-        has_val=has_val, zeros=zeros,
+        has_val=has_val, zeros=zeros, mesh=mesh,
     )  # fmt: skip
 
     def _fit_epochs(params, state, first_epoch, count, alive, runs, buffers, *args):
         return _epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers, *args)
 
-    return jax.jit(_fit_epochs, donate_argnums=(0, 1, 6))
+    if mesh is None:
+        return jax.jit(_fit_epochs, donate_argnums=(0, 1, 6))
+    everywhere = _sharding.replicated(mesh)
+    return jax.jit(
+        _fit_epochs, donate_argnums=(0, 1, 6), in_shardings=everywhere, out_shardings=everywhere
+    )
 
 
 def _history_buffers(names, n_layers, dtype, lead=()):
@@ -291,6 +333,9 @@ def _run_compiled(run, params, state, alive, buffers, args, *, epochs, initial_e
     with `rows` a list of per-call dicts of host arrays.
     """
     runs = jnp.zeros(jnp.shape(alive), jnp.int32)
+    if isinstance(alive, jax.Array) and alive.committed:
+        # Placed on a mesh: `runs` goes where `alive` is, or the second call would recompile.
+        runs = _sharding._place(runs, alive.sharding)
     rows: list[dict[str, np.ndarray]] = []
     done_total, per_call = 0, 1
     while done_total < epochs:
@@ -393,6 +438,8 @@ def fit(
     opt_state: OptState | None = None,
     initial_epoch: int = 0,
     progress: bool = True,
+    mesh: Mesh | None = None,
+    devices: int | Sequence[jax.Device] | None = None,
 ) -> FitResult:
     """Train `net` on ``(x, y)`` for `epochs` epochs of mini-batch updates.
 
@@ -416,6 +463,18 @@ def fit(
       initial_epoch: number of epochs already run (when resuming): epoch numbering, and so the
         shuffles, continue from there.
       progress: show a progress bar (``tqdm.auto``: a widget in notebooks, text elsewhere).
+      mesh: a `jax.sharding.Mesh` with an axis named ``"data"`` (`jaxmlp.sharding.data_mesh`):
+        data parallelism. Parameters, optimizer state and data are replicated on its devices,
+        every batch's rows are split over them and the gradients summed across them; the
+        results equal those without a mesh up to float rounding (the sums run in another
+        order). When the D devices do not divide `batch_size`, every batch is padded to the
+        next multiple of D with rows masked out of the loss: the same updates, with that share
+        of the work wasted. In a run of several processes (after `jax.distributed.initialize`)
+        every process calls `fit` with the same arguments; data a process holds only part of
+        goes through `jaxmlp.sharding.from_process_rows`. The returned arrays are replicated
+        on the mesh.
+      devices: shorthand for ``mesh=jaxmlp.sharding.data_mesh(devices)``: a number of devices
+        (the first of `jax.devices()`) or a list of them.
 
     Returns:
       A `FitResult` ``(params, opt_state, history, stop_reason)``. ``history`` maps names to
@@ -430,17 +489,30 @@ def fit(
       book's ``|ŷ − y| < std(y_train)/250`` for mse and mae.
     """
     check_choice("grads", grads, GRADS)
+    mesh = _sharding._resolve_mesh(mesh, devices, _sharding.DATA, "fit")
+    key = jax.random.key(0) if key is None else key
+    if mesh is not None and jax.process_count() > 1:
+        # Global arrays become host values for the checks; everything else must agree.
+        x, y, validation, params, opt_state = _sharding._host_values(
+            (x, y, validation, params, opt_state)
+        )
+        _sharding._check_same_in_every_process(
+            {"x": x, "y": y, "validation": validation, "params": params,
+             "opt_state": opt_state, "key": key, "reg": reg}
+        )  # fmt: skip
     check_problem(net, x, y, loss)
     check_params(net, params)
     x, y = jnp.asarray(x), jnp.asarray(y)
     _check_data(net, x, reg)
     batch_size = _check_counts(epochs, initial_epoch, batch_size, x.shape[0])
     xv, yv = _check_validation(net, validation, x, y, loss, reg)
-    key = jax.random.key(0) if key is None else key
     state = opt.init(params) if opt_state is None else opt_state
     # Copies: the compiled loop donates its buffers, and the caller's arrays must stay valid.
-    params = jax.tree.map(jnp.array, params)
-    state = jax.tree.map(jnp.array, state)
+    if mesh is None:
+        params = jax.tree.map(jnp.array, params)
+        state = jax.tree.map(jnp.array, state)
+    else:
+        params, state = _sharding._place((params, state), _sharding.replicated(mesh), copy=True)
 
     regs = per_layer(reg, net.n_layers)
     run = _make_epochs(
@@ -453,16 +525,20 @@ def fit(
         shuffle=shuffle,
         has_val=validation is not None,
         zeros=_zero_strengths(regs),
+        mesh=mesh,
     )
     buffers = _history_buffers(_history_names(validation is not None), net.n_layers, x.dtype)
     args = (key, x, y, xv, yv, regs, _precision(loss, y, x.dtype))
+    alive = jnp.asarray(True)
+    if mesh is not None:
+        buffers, args, alive = _sharding._place((buffers, args, alive), _sharding.replicated(mesh))
     bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
     try:
         params, state, rows, done_total, alive, _ = _run_compiled(
             run,
             params,
             state,
-            jnp.asarray(True),
+            alive,
             buffers,
             args,
             epochs=epochs,
