@@ -11,6 +11,18 @@ Outputs in ``--out`` (default ``runs/<data>``): ``metrics.csv`` (one row per epo
 matplotlib installed, ``curves.png`` and, for 2-D inputs, ``decision_boundary.png``.
 ``--resume`` continues from the checkpoint in ``--out`` with the settings saved there, up to
 ``--epochs`` epochs in all, and produces exactly the numbers an uninterrupted run would.
+
+Many models at once: ``--seeds N`` trains N models with seeds seed, …, seed+N−1, and each
+``--sweep NAME=V1,V2,...`` one model per value (several sweeps and --seeds form a grid), in one
+compiled program (`jaxmlp.fit_many`) on the data of ``--seed`` (or ``--data-seed``). Model k
+equals, to float rounding, the single run ``jaxmlp train --seed S_k --data-seed SEED --NAME V_k
+...``: its seed draws its initial weights and shuffles. ``--out`` then holds ``metrics.csv``
+(one row per model and epoch, with columns model, seed and the swept names), ``history.json``
+(the settings, and per model its values, history, final metrics and stop reason), ``model_<k>/``
+(a single run's ``checkpoint.npz``, ``history.json`` and ``metrics.csv``: ``--resume --out
+DIR/model_<k>`` continues that model alone) and, with matplotlib, ``curves.png`` (every model)
+and ``decision_boundary.png`` (the best model by validation accuracy). A summary table, with the
+mean ± std over the seeds of each setting, ends the run.
 """
 
 from __future__ import annotations
@@ -47,8 +59,27 @@ RUN_KEYS = (
     "activations", "init", "loss", "l1w", "l1b", "l2w", "l2b", "reg_layers", "optimizer", "lr",
     "schedule", "decay", "decay_rate", "decay_steps", "warmup", "momentum", "nesterov", "rho",
     "centered", "b1", "b2", "eps", "eps_root", "amsgrad", "weight_decay", "batch_size", "seed",
-    "grads",
+    "grads", "data_seed",
 )  # fmt: skip
+STRENGTHS = ("l1w", "l1b", "l2w", "l2b")
+# What --sweep accepts: name -> (value type, optimizers it applies to, schedules it applies to);
+# None: all. These live in the regularization or the optimizer state as data, so the K models
+# share one compiled program. Everything else (sizes, batch size, optimizer, loss) shapes it.
+SWEEPABLE: dict[str, tuple[type, tuple[str, ...] | None, tuple[str, ...] | None]] = {
+    **{name: (float, None, None) for name in STRENGTHS},
+    "lr": (float, None, None),
+    "decay": (float, None, ("inverse_time",)),
+    "decay_rate": (float, None, ("exponential",)),
+    "decay_steps": (int, None, ("exponential", "cosine")),
+    "warmup": (int, None, None),
+    "momentum": (float, ("sgd", "rmsprop"), None),
+    "rho": (float, ("rmsprop",), None),
+    "b1": (float, ("adam", "adamw"), None),
+    "b2": (float, ("adam", "adamw"), None),
+    "eps": (float, ("adagrad", "rmsprop", "adam", "adamw"), None),
+    "eps_root": (float, ("adagrad", "rmsprop", "adam", "adamw"), None),
+    "weight_decay": (float, ("adamw",), None),
+}
 
 
 class UsageError(ValueError):
@@ -62,7 +93,7 @@ def add_train(sub: argparse._SubParsersAction, name: str) -> None:
         help="train a net (default: the book's chapter-14 spiral experiment)",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__.split("\n", 1)[1].strip()
-        + "\n\nexit status: 0 done, 1 training diverged, 2 bad options or data",
+        + "\n\nexit status: 0 done, 1 training (of any model) diverged, 2 bad options or data",
     )
     d = p.add_argument_group("data")
     d.add_argument(
@@ -234,7 +265,14 @@ def add_train(sub: argparse._SubParsersAction, name: str) -> None:
         "--seed",
         type=int,
         default=0,
-        help="seed of data, weights and shuffles (default: %(default)s)",
+        help="seed of the initial weights and the shuffles, and of the data unless "
+        "--data-seed is given (default: %(default)s)",
+    )
+    t.add_argument(
+        "--data-seed",
+        type=int,
+        metavar="S",
+        help="seed of the generated data and of the validation split (default: --seed)",
     )
     t.add_argument(
         "--grads",
@@ -257,6 +295,27 @@ def add_train(sub: argparse._SubParsersAction, name: str) -> None:
     )
     t.add_argument("--no-plots", action="store_true", help="do not draw PNG plots")
     t.add_argument("--no-progress", action="store_true", help="no progress bar")
+    e = p.add_argument_group(
+        "many models at once (one compiled program; see jaxmlp.fit_many)",
+        "Each combination of the --sweep values and the seeds is one model (seeds vary fastest);\n"
+        "model k equals 'jaxmlp train --seed S_k --data-seed SEED' with its values. Not with\n"
+        "--resume: continue one model with --resume --out DIR/model_<k>.",
+    )
+    e.add_argument(
+        "--seeds",
+        type=int,
+        default=1,
+        metavar="N",
+        help="train N models with seeds seed, seed+1, ..., seed+N-1 (their initial weights "
+        "and shuffles), all on the data of --seed or --data-seed (default: %(default)s)",
+    )
+    e.add_argument(
+        "--sweep",
+        action="append",
+        metavar="NAME=V1,V2,...",
+        help="one model per value; repeat for a grid (the Cartesian product, times --seeds). "
+        "NAME: " + ", ".join(SWEEPABLE) + " (those of the run's optimizer and schedule)",
+    )
     p.set_defaults(run=run_train, command_parser=p)
 
 
@@ -277,6 +336,15 @@ def run_train(args: argparse.Namespace) -> int:
             value = getattr(args, name)
             if not value >= 0:
                 raise UsageError(f"--{name.replace('_', '-')} must be >= 0; got {value}")
+        # The many-model path lives in its own module, which imports this one's helpers.
+        from jaxmlp import train_many_cli
+
+        many = train_many_cli.many_models(args)
+    except UsageError as err:
+        return _fail(str(err))
+    if many:
+        return train_many_cli.run_many(args, out)
+    try:
         history: dict[str, np.ndarray] = {}
         if args.resume:
             ck, config, history = _load_run(out)
@@ -350,10 +418,18 @@ def _data_name(data: str) -> str:
     return os.path.splitext(os.path.basename(data))[0] or "data"
 
 
-def _setup(args: argparse.Namespace) -> dict[str, Any]:
+def _keys(seed: int) -> jax.Array:
+    """The five keys of a run: data, validation draw, validation split, init and shuffles."""
+    return jax.random.split(jax.random.key(seed), 5)
+
+
+def _setup(args: argparse.Namespace, warmup_always: bool = False) -> dict[str, Any]:
     """Data, net, loss, regularization and optimizer from the options."""
-    root = jax.random.key(args.seed)
-    data_key, val_key, split_key, init_key, shuffle_key = jax.random.split(root, 5)
+    _, _, _, init_key, shuffle_key = _keys(args.seed)
+    # --data-seed draws the data as --seed would have: with both equal, one run's keys.
+    data_key, val_key, split_key, _, _ = _keys(
+        args.seed if args.data_seed is None else args.data_seed
+    )
     x, y, validation = _data(args, data_key, val_key, split_key)
     loss = args.loss or ("categorical_crossentropy" if np.ndim(y) == 1 else "mse")
     if loss == "categorical_crossentropy":
@@ -379,12 +455,14 @@ def _setup(args: argparse.Namespace) -> dict[str, Any]:
         check_inputs(net, xs)
     reg = _regularization(args, net.n_layers)
     batches = math.ceil(len(x) / min(args.batch_size or len(x), len(x)))
-    opt = _optimizer(args, total_steps=max(1, args.epochs * batches))
+    total_steps = max(1, args.epochs * batches)
+    opt = _optimizer(args, total_steps, warmup_always)
     return dict(
         net=net,
         loss=loss,
         reg=reg,
         opt=opt,
+        total_steps=total_steps,
         x=x,
         y=y,
         validation=validation,
@@ -430,7 +508,8 @@ def _data(args, data_key, val_key, split_key):
     return jnp.asarray(x), jnp.asarray(y), validation
 
 
-def _regularization(args, n_layers: int):
+def _regularization(args, n_layers: int, **strengths: Any):
+    """One `Regularization` per layer; `strengths` (e.g. one λ per model) replace the options."""
     which = args.reg_layers.strip()
     if which == "all":
         layers = set(range(n_layers))
@@ -446,11 +525,16 @@ def _regularization(args, n_layers: int):
         bad = sorted(i for i in layers if not 0 <= i < n_layers)
         if bad:
             raise UsageError(f"--reg-layers: no layer {bad[0]} in a net of {n_layers} layers")
-    r = Regularization(l1w=args.l1w, l1b=args.l1b, l2w=args.l2w, l2b=args.l2b)
+    r = Regularization(**{name: strengths.get(name, getattr(args, name)) for name in STRENGTHS})
     return tuple(r if i in layers else None for i in range(n_layers))
 
 
-def _optimizer(args, total_steps: int):
+def _optimizer(args, total_steps: int, warmup_always: bool = False):
+    """The optimizer and schedule of the options; warmup_always wraps even a 0-step warm-up.
+
+    A 0-step `schedules.warmup` gives the wrapped schedule's rates exactly; a sweep of --warmup
+    that includes 0 needs it so that every model's state has the same structure.
+    """
     steps = args.decay_steps or total_steps
     if args.schedule == "inverse_time":
         lr = schedules.inverse_time(args.lr, args.decay)
@@ -460,7 +544,7 @@ def _optimizer(args, total_steps: int):
         lr = schedules.cosine(args.lr, steps)
     else:
         lr = schedules.constant(args.lr)
-    if args.warmup:
+    if args.warmup or warmup_always:
         lr = schedules.warmup(lr, args.warmup)
     eps = dict(eps=args.eps, eps_root=args.eps_root)
     if args.optimizer == "sgd":
@@ -520,7 +604,8 @@ def _write_json(path: str, obj: Any) -> None:
     os.replace(tmp, path)
 
 
-def _write_csv(path: str, history: dict[str, np.ndarray]) -> None:
+def _csv_columns(history: dict[str, np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
+    """The CSV header and columns of a history: per-layer fields become ``name_<layer>``."""
     columns, header = [], []
     for k, v in history.items():
         v = np.asarray(v)
@@ -531,12 +616,21 @@ def _write_csv(path: str, history: dict[str, np.ndarray]) -> None:
             for layer in range(v.shape[1]):
                 columns.append(v[:, layer])
                 header.append(f"{k}_{layer}")
+    return header, columns
+
+
+def _csv_row(header: list[str], row: Any) -> list[Any]:
+    return [int(c) if h == "epoch" else f"{c:.7g}" for h, c in zip(header, row)]
+
+
+def _write_csv(path: str, history: dict[str, np.ndarray]) -> None:
+    header, columns = _csv_columns(history)
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(header)
         for row in zip(*columns):
-            w.writerow([int(c) if h == "epoch" else f"{c:.7g}" for h, c in zip(header, row)])
+            w.writerow(_csv_row(header, row))
     os.replace(tmp, path)
 
 
@@ -546,6 +640,8 @@ def _load_run(out: str):
         raise FileNotFoundError(f"--resume: no checkpoint in {out} (looked for {path})")
     ck = checkpoint.load(path)
     config = ck.metadata.get("config")
+    if isinstance(config, dict):
+        config.setdefault("data_seed", None)  # checkpoints from before --data-seed
     if not isinstance(config, dict) or any(k not in config for k in RUN_KEYS):
         raise UsageError(f"--resume: {path} was not written by 'jaxmlp train'")
     epoch = int(ck.metadata.get("epoch", 0))

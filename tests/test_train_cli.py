@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import chex
+import jax
 import numpy as np
 import pytest
 
@@ -290,5 +291,205 @@ def test_python_dash_m_runs_train(tmp_path):
         "--seed",
         "--out",
         "--resume",
+        "--seeds",
+        "--sweep",
+        "--data-seed",
     ):
         assert option in help_text
+
+
+# Many models at once: --seeds and --sweep. Small runs: 60 examples in batches of 25 (a short
+# last batch, three shuffled batches per epoch), a 2-8-3 net, 4 epochs.
+SMALL = ["--samples", "20", "--hidden", "8", "--batch-size", "25", "--epochs", "4",
+         "--no-progress"]  # fmt: skip
+
+
+def train(out, *argv, plots=False):
+    return main(["train", *SMALL, "--out", str(out), *argv, *([] if plots else ["--no-plots"])])
+
+
+def model_rows(out, k):
+    """Model k's rows of a many-model metrics.csv, without the model/seed/swept columns."""
+    header, rows = read_csv(out / "metrics.csv")
+    start = header.index("epoch")
+    return header[start:], rows[rows[:, 0] == k][:, start:]
+
+
+def assert_model_equals_single(many_out, k, single_out, rtol=2e-5, atol=1e-6):
+    header, got = model_rows(many_out, k)
+    single_header, want = read_csv(single_out / "metrics.csv")
+    assert header == single_header
+    np.testing.assert_array_equal(got[:, 0], want[:, 0])
+    np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f"model {k}")
+    a = jm.load(many_out / f"model_{k}" / "checkpoint.npz")
+    b = jm.load(single_out / "checkpoint.npz")
+    chex.assert_trees_all_close(a.params, b.params, rtol=rtol, atol=atol)
+    chex.assert_trees_all_close(a.opt_state, b.opt_state, rtol=rtol, atol=atol)
+    # The same epoch and settings: the model's checkpoint is the single run's.
+    assert a.metadata["epoch"] == b.metadata["epoch"]
+    single = b.metadata["config"]
+    assert a.metadata["config"] == {**single, "data_seed": single["data_seed"] or single["seed"]}
+    np.testing.assert_array_equal(jax.random.key_data(a.key), jax.random.key_data(b.key))
+
+
+def test_seeds_give_the_models_of_single_runs_with_those_seeds(tmp_path, capsys):
+    many = tmp_path / "many"
+    assert train(many, "--seed", "5", "--seeds", "3") == 0
+    printed = capsys.readouterr().out
+    # Model k: weights and shuffles from seed 5 + k, the data of seed 5. Model 0 is the plain
+    # run with --seed 5 (--seeds 1 is a single run); the others name the data seed.
+    singles = [tmp_path / f"single{k}" for k in range(3)]
+    assert train(singles[0], "--seed", "5", "--seeds", "1") == 0
+    assert not (singles[0] / "model_0").exists()
+    for k in (1, 2):
+        assert train(singles[k], "--seed", str(5 + k), "--data-seed", "5") == 0
+    for k in range(3):
+        assert_model_equals_single(many, k, singles[k])
+    # Three different models, not one three times.
+    w = [jm.load(many / f"model_{k}" / "checkpoint.npz").params[0]["W"] for k in range(3)]
+    assert not np.allclose(w[0], w[1]) and not np.allclose(w[1], w[2])
+    saved = json.loads((many / "history.json").read_text())
+    assert saved["config"]["seeds"] == [5, 6, 7] and saved["config"]["data_seed"] == 5
+    assert [m["seed"] for m in saved["models"]] == [5, 6, 7]
+    single = json.loads((singles[2] / "history.json").read_text())["history"]
+    np.testing.assert_allclose(saved["models"][2]["history"]["val_loss"], single["val_loss"],
+                               rtol=2e-5)  # fmt: skip
+    assert saved["models"][2]["final"]["val_accuracy"] == single["val_accuracy"][-1]
+    # The table: a header, one line per model, then the mean ± std over the seeds.
+    lines = printed.splitlines()
+    assert lines[0].split() == ["model", "seed", "acc", "loss", "val_acc", "val_loss"]
+    _, rows = read_csv(many / "metrics.csv")
+    for k in range(3):
+        cells = lines[1 + k].split()
+        assert cells[:2] == [str(k), str(5 + k)]
+        last = rows[rows[:, 0] == k][-1]
+        np.testing.assert_allclose([float(c) for c in cells[2:]], last[[6, 3, 8, 7]], atol=6e-4)
+    assert lines[4].startswith("mean ± std over 3 seeds")
+    val_acc = rows[rows[:, 2] == 4][:, 8]  # epoch 4 of each model
+    assert f"val_acc {val_acc.mean():.3f} ± {val_acc.std(ddof=1):.3f}" in lines[5]
+    # A model's directory is a single run's: --resume continues that model alone.
+    for out in (many / "model_1", singles[1]):
+        resume = ["train", "--resume", "--epochs", "6", "--out", str(out), "--no-progress"]
+        assert main([*resume, "--no-plots"]) == 0
+    _, got = read_csv(many / "model_1" / "metrics.csv")
+    _, want = read_csv(singles[1] / "metrics.csv")
+    np.testing.assert_array_equal(got[:, 0], [1, 2, 3, 4, 5, 6])
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+
+
+def test_a_sweep_grid_gives_the_models_of_single_runs(tmp_path, capsys):
+    many = tmp_path / "many"
+    assert train(many, "--sweep", "l2w=0,1e-3", "--sweep", "lr=0.01,0.02", plots=True) == 0
+    printed = capsys.readouterr().out
+    assert {p.name for p in many.iterdir()} == {
+        "metrics.csv", "history.json", "curves.png", "decision_boundary.png",
+        "model_0", "model_1", "model_2", "model_3",
+    }  # fmt: skip
+    assert {p.name for p in (many / "model_2").iterdir()} == {
+        "checkpoint.npz",
+        "history.json",
+        "metrics.csv",
+    }
+    header, rows = read_csv(many / "metrics.csv")
+    assert header[:5] == ["model", "seed", "l2w", "lr", "epoch"]
+    grid = [(0.0, 0.01), (0.0, 0.02), (1e-3, 0.01), (1e-3, 0.02)]  # the first sweep outermost
+    for k, (l2w, lr) in enumerate(grid):
+        mine = rows[rows[:, 0] == k]
+        np.testing.assert_array_equal(mine[:, 1:5], [[0, l2w, lr, e] for e in (1, 2, 3, 4)])
+        single = tmp_path / f"single{k}"
+        assert train(single, "--l2w", str(l2w), "--lr", str(lr)) == 0
+        assert_model_equals_single(many, k, single)
+    saved = json.loads((many / "history.json").read_text())
+    assert saved["config"]["sweep"] == {"l2w": [0.0, 1e-3], "lr": [0.01, 0.02]}
+    assert [(m["l2w"], m["lr"]) for m in saved["models"]] == grid
+    assert all(m["stop_reason"] is None and m["epochs_run"] == 4 for m in saved["models"])
+    assert set(saved["models"][0]["final"]) == {
+        "accuracy", "loss", "data_loss", "penalty", "val_accuracy", "val_loss",
+    }  # fmt: skip
+    # The sweep did something: the L2 models' weights are smaller at the same learning rate.
+    w = [jm.load(many / f"model_{k}" / "checkpoint.npz").params[0]["W"] for k in range(4)]
+    assert float((w[2] ** 2).sum()) < float((w[0] ** 2).sum())
+    lines = printed.splitlines()
+    assert lines[0].split() == ["model", "seed", "l2w", "lr", "acc", "loss", "val_acc", "val_loss"]
+    assert lines[3].split()[:4] == ["2", "0", "0.001", "0.01"]
+    assert "4 models of MLP" in lines[5] and "mean ±" not in printed  # one seed: no spread
+
+
+def test_optimizer_hyperparameters_and_a_warmup_from_zero_sweep_exactly(tmp_path):
+    """Values held in the optimizer state (momentum) and the schedule (warm-up, 0 included)."""
+    many = tmp_path / "many"
+    sgd = ["--optimizer", "sgd", "--lr", "0.1", "--schedule", "constant"]
+    assert train(many, *sgd, "--sweep", "momentum=0,0.9", "--sweep", "warmup=0,3") == 0
+    # Models (0, 0), (0, 3), (0.9, 0), (0.9, 3); model 2's 0-step warm-up is no warm-up at all.
+    for k, (momentum, warmup) in ((1, (0, 3)), (2, (0.9, 0))):
+        single = tmp_path / f"single{k}"
+        assert train(single, *sgd, "--momentum", str(momentum), "--warmup", str(warmup)) == 0
+        assert_model_equals_single(many, k, single)
+    # The rate of each epoch's last update (steps 2, 5, 8, 11): the warm-up ends at step 3.
+    header, rows = model_rows(many, 1)
+    lr = header.index("learning_rate")
+    np.testing.assert_allclose(rows[:, lr], [0.2 / 3, 0.1, 0.1, 0.1], rtol=1e-6)
+    np.testing.assert_allclose(model_rows(many, 2)[1][:, lr], [0.1] * 4, rtol=1e-7)
+
+
+def test_a_diverging_member_exits_1_and_the_others_are_saved(tmp_path, capsys):
+    out = tmp_path / "div"
+    argv = ["--optimizer", "sgd", "--schedule", "constant", "--sweep", "lr=0.1,1e30,0.2"]
+    assert train(out, *argv, "--epochs", "30") == 1
+    captured = capsys.readouterr()
+    assert re.search(r"jaxmlp train: model 1 diverged at epoch \d+", captured.err)
+    assert "model 0" not in captured.err and "model 2" not in captured.err
+    lines = captured.out.splitlines()
+    assert re.fullmatch(r"1 +0 +1e\+30 +diverged at epoch \d+", lines[2])
+    assert len(lines[1].split()) == len(lines[3].split()) == 7  # models 0 and 2: their numbers
+    saved = json.loads((out / "history.json").read_text())
+    runs = [m["epochs_run"] for m in saved["models"]]
+    assert runs[0] == runs[2] == 30 and runs[1] < 30
+    assert saved["models"][1]["stop_reason"].startswith(f"model 1 diverged at epoch {runs[1] + 1}")
+    _, rows = read_csv(out / "metrics.csv")
+    assert [int((rows[:, 0] == k).sum()) for k in range(3)] == runs
+    ck = jm.load(out / "model_1" / "checkpoint.npz")
+    chex.assert_tree_all_finite(ck.params)
+    assert ck.metadata["epoch"] == runs[1]
+    assert jm.load(out / "model_2" / "checkpoint.npz").metadata["epoch"] == 30
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["--sweep", "hidden=8,16"], r"--sweep hidden: cannot sweep it \(it changes the compiled "
+         r"program\); sweepable here: l1w, l1b, l2w, l2b, lr, decay, warmup, b1, b2, eps, "
+         r"eps_root$"),
+        (["--sweep", "batch_size=8,16"], r"--sweep batch_size: cannot sweep it \(it changes"),
+        (["--sweep", "momentum=0,0.9"], r"--sweep momentum: cannot sweep it \(no effect with "
+         r"--optimizer adam --schedule inverse_time\)"),
+        (["--sweep", "decay_rate=0.5"], r"--sweep decay_rate: cannot sweep it \(no effect"),
+        (["--sweep", "seed=1,2"], r"--sweep seed: cannot sweep it \(use --seeds N\)"),
+        (["--sweep", "gamma=1"], r"--sweep gamma: cannot sweep it \(unknown name\)"),
+        (["--sweep", "lr"], r"--sweep must be NAME=V1,V2,...; got 'lr'"),
+        (["--sweep", "lr=0.1,abc"], r"--sweep lr: expected a number; got 'abc'"),
+        (["--sweep", "warmup=1.5"], r"--sweep warmup: expected an integer; got '1.5'"),
+        (["--sweep", "lr=0.1,nan"], r"--sweep lr: values must be finite; got 'nan'"),
+        (["--sweep", "l2w=0,-1e-3"], r"--sweep l2w: values must be >= 0; got -1e-3"),
+        (["--sweep", "lr=0.1", "--sweep", "lr=0.2"], r"--sweep lr given twice"),
+        (["--sweep", "b1=0.9,1.5"], r"--sweep: the model with seed 0, b1=1.5: b1 must be in "
+         r"\[0, 1\); got 1.5"),
+        (["--seeds", "0"], r"--seeds must be >= 1; got 0"),
+        (["--seeds", "2", "--resume"], r"--resume continues one run; it cannot be combined with "
+         r"--seeds or --sweep"),
+        (["--sweep", "l2w=0,1", "--resume"], r"--resume .* cannot be combined"),
+    ],
+    ids=[
+        "structural_name", "batch_size", "not_this_optimizer", "not_this_schedule", "seed",
+        "unknown_name", "no_values", "not_a_number", "not_an_integer", "nan", "negative_strength",
+        "twice", "optimizer_range", "zero_seeds", "resume_seeds", "resume_sweep",
+    ],
+)  # fmt: skip
+def test_bad_many_model_options_exit_2_with_one_line(tmp_path, capsys, argv, message):
+    code = train(tmp_path / "o", *argv)
+    err = capsys.readouterr().err
+    assert code == 2
+    lines = err.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in err, err
+    assert re.search(message, lines[0]), lines[0]
+    assert not (tmp_path / "o").exists()
