@@ -14,6 +14,7 @@ from jaxmlp import (
     optim,
     schedules,
     sharding,
+    transforms,
 )
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
@@ -68,5 +69,6 @@ __all__ = [
     "sharding",
     "spiral",
     "train_step",
+    "transforms",
     "value_and_backprop",
 ]

@@ -18,14 +18,13 @@ outside the square root (PyTorch, the book), ``eps_root`` inside (the seeds, Ker
 Adagrad and RMSprop). ``eps=0, eps_root=ε`` is the seeds' ``√(G_t + ε)``.
 
 Transformations compose with `chain`: `clip_by_global_norm` before an optimizer rescales the
-gradients; `proximal_l1` after it soft-thresholds the step so that L1 yields exact zeros.
-Updates are cast to each parameter leaf's dtype.
+gradients; `proximal_l1` after it soft-thresholds the step so that L1 yields exact zeros. They
+live in `jaxmlp.transforms` and are re-exported here. Updates are cast to each parameter
+leaf's dtype.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
 from typing import Any, NamedTuple
 
 import jax
@@ -33,65 +32,59 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp._checks import is_concrete
+from jaxmlp._optim_core import (
+    RANGES,
+    Optimizer,
+    OptState,
+    Updates,
+    as_learning_rate,
+    check_state,
+    check_state_matches,
+    count0,
+    hyper,
+    is_bias,
+    lr_now,
+    need_params,
+    next_count,
+)
 from jaxmlp.schedules import FromCallable, ScheduleLike, check_range, is_schedule
+from jaxmlp.transforms import (
+    ClipState,
+    ProximalL1State,
+    _layer_strengths,
+    chain,
+    clip_by_global_norm,
+    proximal_l1,
+)
 
-Updates = Any
-OptState = Any
-
-_INT32_MAX = int(np.iinfo(np.int32).max)
-
-# The admissible interval of every hyperparameter a state can hold (checked when concrete).
-_UNIT = (0.0, 1.0)
-_NONNEG = (0.0, math.inf)
-_RANGES = {
-    "learning_rate": _NONNEG,
-    "momentum": _UNIT,
-    "rho": _UNIT,
-    "b1": _UNIT,
-    "b2": _UNIT,
-    "eps": _NONNEG,
-    "eps_root": _NONNEG,
-    "weight_decay": _NONNEG,
-    "max_norm": _NONNEG,
-    "l1w": _NONNEG,
-    "l1b": _NONNEG,
-}
-
-
-class Optimizer(NamedTuple):
-    """A pure optimizer: ``init(params)`` and ``update(grads, state, params)``.
-
-    ``init`` returns the state; ``update`` returns ``(updates, new_state)``.
-    """
-
-    init: Callable[[Any], OptState]
-    update: Callable[..., tuple[Updates, OptState]]
+__all__ = [
+    "AdagradState",
+    "AdamState",
+    "AdamWState",
+    "ClipState",
+    "OptState",
+    "Optimizer",
+    "ProximalL1State",
+    "RMSPropState",
+    "SGDState",
+    "Updates",
+    "adagrad",
+    "adam",
+    "adamw",
+    "apply_updates",
+    "chain",
+    "check_state_matches",
+    "clip_by_global_norm",
+    "learning_rate_of",
+    "proximal_l1",
+    "rmsprop",
+    "set_hyperparams",
+    "sgd",
+]
 
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-def _hyper(name: str, value: Any) -> jax.Array:
-    """A hyperparameter as a float array of JAX's default float dtype, checked if concrete."""
-    low, high = _RANGES[name]
-    check_range(name, value, low, high)
-    return jnp.asarray(value, dtype=jnp.result_type(float))
-
-
-def _learning_rate(value: ScheduleLike) -> Any:
-    """A float as an array leaf, a schedule as itself, another callable as `FromCallable`."""
-    if is_schedule(value):
-        return value.check()
-    if callable(value):
-        return FromCallable(value)
-    return _hyper("learning_rate", value)
-
-
-def _lr(state: Any) -> jax.Array:
-    """The learning rate of the update about to be made: ``schedule(count)`` or the value."""
-    lr = state.learning_rate
-    return lr(state.count) if is_schedule(lr) else lr
 
 
 def _check_eps(eps: Any, eps_root: Any, who: str) -> None:
@@ -104,25 +97,8 @@ def _check_eps(eps: Any, eps_root: Any, who: str) -> None:
             )
 
 
-def _check_state(state: Any, cls: type, who: str) -> None:
-    if not isinstance(state, cls):
-        raise TypeError(
-            f"state must be the {cls.__name__} made by {who}(...).init(params); got "
-            f"{type(state).__name__}"
-        )
-
-
 def _zeros(params: Any) -> Any:
     return jax.tree.map(jnp.zeros_like, params)
-
-
-def _count0() -> jax.Array:
-    return jnp.zeros((), jnp.int32)
-
-
-def _next(count: jax.Array) -> jax.Array:
-    """``count + 1``, saturating instead of wrapping around to a negative step."""
-    return jnp.where(count < _INT32_MAX, count + 1, count)
 
 
 def _ema(moment: Any, grads: Any, decay: jax.Array, order: int) -> Any:
@@ -137,11 +113,6 @@ def _descent(lr: jax.Array, direction: Any, like: Any) -> Any:
     return jax.tree.map(lambda d, p: (-lr * d).astype(p.dtype), direction, like)
 
 
-def _is_bias(path: tuple[Any, ...]) -> bool:
-    """True for a leaf stored under the dict key ``"b"`` (a layer's bias)."""
-    return bool(path) and isinstance(path[-1], jax.tree_util.DictKey) and path[-1].key == "b"
-
-
 def _is_bool(x: Any) -> bool:
     return isinstance(x, (bool, np.bool_)) or getattr(x, "dtype", None) == jnp.bool_
 
@@ -151,11 +122,6 @@ def _where(mask: Any, x: jax.Array) -> jax.Array:
     if isinstance(mask, (bool, np.bool_)):
         return x if mask else jnp.zeros_like(x)
     return jnp.where(mask, x, jnp.zeros_like(x))
-
-
-def _need_params(params: Any, who: str) -> None:
-    if params is None:
-        raise ValueError(f"{who} needs the params: call opt.update(grads, state, params)")
 
 
 def apply_updates(params: Any, updates: Updates) -> Any:
@@ -173,22 +139,6 @@ def apply_updates(params: Any, updates: Updates) -> Any:
             f"params {p_struct}"
         )
     return jax.tree.map(lambda p, u: (p + u).astype(jnp.result_type(p)), params, updates)
-
-
-def check_state_matches(params: Any, tree: Any, what: str) -> None:
-    """Raise ValueError unless `tree` (a part of an optimizer state) is shaped like `params`."""
-    p_struct, t_struct = jax.tree.structure(params), jax.tree.structure(tree)
-    if p_struct != t_struct:
-        raise ValueError(
-            f"{what} does not match the params tree: state holds {t_struct}, params are "
-            f"{p_struct}; initialize the optimizer state with opt.init(params)"
-        )
-    for p, t in zip(jax.tree.leaves(params), jax.tree.leaves(tree)):
-        if jnp.shape(p) != jnp.shape(t):
-            raise ValueError(
-                f"{what} does not match the params: a leaf of shape {jnp.shape(t)} stands "
-                f"where params have {jnp.shape(p)}; initialize it with opt.init(params)"
-            )
 
 
 # ---------------------------------------------------------------------------------------------
@@ -232,20 +182,20 @@ def sgd(learning_rate: ScheduleLike, momentum: float = 0.0, nesterov: bool = Fal
     >>> apply_updates(params, updates)["w"]
     Array([ 0.95, -2.05], dtype=float32)
     """
-    lr0 = _learning_rate(learning_rate)
-    mu0 = _hyper("momentum", momentum)
+    lr0 = as_learning_rate(learning_rate)
+    mu0 = hyper("momentum", momentum)
 
     def init(params: Any) -> SGDState:
-        return SGDState(_count0(), lr0, mu0, _zeros(params))
+        return SGDState(count0(), lr0, mu0, _zeros(params))
 
     def update(grads: Any, state: SGDState, params: Any = None) -> tuple[Updates, SGDState]:
-        _check_state(state, SGDState, "sgd")
+        check_state(state, SGDState, "sgd")
         check_state_matches(grads, state.trace, "the SGD state's trace")
         mu = state.momentum
         trace = jax.tree.map(lambda v, g: (mu * v + g).astype(v.dtype), state.trace, grads)
         step = jax.tree.map(lambda g, v: g + mu * v, grads, trace) if nesterov else trace
-        updates = _descent(_lr(state), step, state.trace)
-        return updates, state._replace(count=_next(state.count), trace=trace)
+        updates = _descent(lr_now(state), step, state.trace)
+        return updates, state._replace(count=next_count(state.count), trace=trace)
 
     return Optimizer(init, update)
 
@@ -298,24 +248,24 @@ def adagrad(
     >>> updates["w"]
     Array([-1., -0.], dtype=float32)
     """
-    lr0 = _learning_rate(learning_rate)
-    eps0, eps_root0 = _hyper("eps", eps), _hyper("eps_root", eps_root)
+    lr0 = as_learning_rate(learning_rate)
+    eps0, eps_root0 = hyper("eps", eps), hyper("eps_root", eps_root)
     check_range("initial_accumulator_value", initial_accumulator_value)
     if not (is_concrete(initial_accumulator_value) and np.all(initial_accumulator_value > 0)):
         _check_eps(eps, eps_root, "adagrad")
 
     def init(params: Any) -> AdagradState:
         G0 = jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
-        return AdagradState(_count0(), lr0, eps0, eps_root0, G0)
+        return AdagradState(count0(), lr0, eps0, eps_root0, G0)
 
     def update(grads: Any, state: AdagradState, params: Any = None):
-        _check_state(state, AdagradState, "adagrad")
+        check_state(state, AdagradState, "adagrad")
         check_state_matches(grads, state.sum_of_squares, "the Adagrad state's sum_of_squares")
         # seeds: G_t = G_{t−1} + g²
         G = jax.tree.map(lambda s, g: (s + g**2).astype(s.dtype), state.sum_of_squares, grads)
         step = jax.tree.map(lambda g, s: g / (jnp.sqrt(s + state.eps_root) + state.eps), grads, G)
-        updates = _descent(_lr(state), step, G)
-        return updates, state._replace(count=_next(state.count), sum_of_squares=G)
+        updates = _descent(lr_now(state), step, G)
+        return updates, state._replace(count=next_count(state.count), sum_of_squares=G)
 
     return Optimizer(init, update)
 
@@ -383,19 +333,19 @@ def rmsprop(
     >>> updates["w"]  # −η·g/√((1 − ρ)·g²) = −0.01·3/√0.9
     Array([-0.0316227...], dtype=float32)
     """
-    lr0 = _learning_rate(learning_rate)
-    rho0, mu0 = _hyper("rho", rho), _hyper("momentum", momentum)
-    eps0, eps_root0 = _hyper("eps", eps), _hyper("eps_root", eps_root)
+    lr0 = as_learning_rate(learning_rate)
+    rho0, mu0 = hyper("rho", rho), hyper("momentum", momentum)
+    eps0, eps_root0 = hyper("eps", eps), hyper("eps_root", eps_root)
     _check_eps(eps, eps_root, "rmsprop")
 
     def init(params: Any) -> RMSPropState:
         grad_avg = _zeros(params) if centered else None
         return RMSPropState(
-            _count0(), lr0, rho0, eps0, eps_root0, mu0, _zeros(params), grad_avg, _zeros(params)
+            count0(), lr0, rho0, eps0, eps_root0, mu0, _zeros(params), grad_avg, _zeros(params)
         )
 
     def update(grads: Any, state: RMSPropState, params: Any = None):
-        _check_state(state, RMSPropState, "rmsprop")
+        check_state(state, RMSPropState, "rmsprop")
         check_state_matches(grads, state.nu, "the RMSprop state's nu")
         nu = _ema(state.nu, grads, state.rho, 2)  # seeds: S_t = ρ·S_{t−1} + (1 − ρ)·g²
         if centered:
@@ -408,8 +358,8 @@ def rmsprop(
         trace = jax.tree.map(
             lambda b, s: (state.momentum * b + s).astype(b.dtype), state.trace, step
         )
-        updates = _descent(_lr(state), trace, state.trace)
-        new = state._replace(count=_next(state.count), nu=nu, grad_avg=grad_avg, trace=trace)
+        updates = _descent(lr_now(state), trace, state.trace)
+        new = state._replace(count=next_count(state.count), nu=nu, grad_avg=grad_avg, trace=trace)
         return updates, new
 
     return Optimizer(init, update)
@@ -456,7 +406,7 @@ class AdamWState(NamedTuple):
 
 
 def _adam_hypers(b1: float, b2: float, eps: float, eps_root: float, who: str) -> tuple:
-    hypers = _hyper("b1", b1), _hyper("b2", b2), _hyper("eps", eps), _hyper("eps_root", eps_root)
+    hypers = hyper("b1", b1), hyper("b2", b2), hyper("eps", eps), hyper("eps_root", eps_root)
     _check_eps(eps, eps_root, who)
     return hypers
 
@@ -465,7 +415,7 @@ def _adam_direction(grads: Any, state: Any, amsgrad: bool) -> tuple[Any, Any, An
     """``m̂_t / (√(v̂_t + eps_root) + eps)`` and the new ``m_t``, ``v_t``, ``max v``."""
     check_state_matches(grads, state.mu, f"the {type(state).__name__}'s mu")
     b1, b2 = state.b1, state.b2
-    t = _next(state.count).astype(b1.dtype)
+    t = next_count(state.count).astype(b1.dtype)
     mu = _ema(state.mu, grads, b1, 1)  # seeds: m_t = β1·m_{t−1} + (1 − β1)·g
     nu = _ema(state.nu, grads, b2, 2)  # seeds: v_t = β2·v_{t−1} + (1 − β2)·g²
     if amsgrad:  # PyTorch: the running maximum of v_t, taken before bias correction
@@ -522,20 +472,20 @@ def adam(
     >>> updates["w"]  # the first step is −η·sign(g): m̂ = g and √v̂ = |g|
     Array([-0.1,  0.1], dtype=float32)
     """
-    lr0 = _learning_rate(learning_rate)
+    lr0 = as_learning_rate(learning_rate)
     b1_, b2_, eps_, eps_root_ = _adam_hypers(b1, b2, eps, eps_root, "adam")
 
     def init(params: Any) -> AdamState:
         nu_max = _zeros(params) if amsgrad else None
         return AdamState(
-            _count0(), lr0, b1_, b2_, eps_, eps_root_, _zeros(params), _zeros(params), nu_max
+            count0(), lr0, b1_, b2_, eps_, eps_root_, _zeros(params), _zeros(params), nu_max
         )
 
     def update(grads: Any, state: AdamState, params: Any = None):
-        _check_state(state, AdamState, "adam")
+        check_state(state, AdamState, "adam")
         step, mu, nu, nu_max = _adam_direction(grads, state, amsgrad)
-        updates = _descent(_lr(state), step, state.mu)
-        return updates, state._replace(count=_next(state.count), mu=mu, nu=nu, nu_max=nu_max)
+        updates = _descent(lr_now(state), step, state.mu)
+        return updates, state._replace(count=next_count(state.count), mu=mu, nu=nu, nu_max=nu_max)
 
     return Optimizer(init, update)
 
@@ -543,7 +493,7 @@ def adam(
 def _decay_mask(mask: Any, params: Any) -> Any:
     """The AdamW mask as a pytree of bools shaped like `params`, checked."""
     if mask is None:
-        return jax.tree_util.tree_map_with_path(lambda path, _: not _is_bias(path), params)
+        return jax.tree_util.tree_map_with_path(lambda path, _: not is_bias(path), params)
     tree = mask(params) if callable(mask) else mask
     p_struct, m_struct = jax.tree.structure(params), jax.tree.structure(tree)
     if p_struct != m_struct or not all(_is_bool(m) for m in jax.tree.leaves(tree)):
@@ -611,194 +561,27 @@ def adamw(
     >>> round(float(apply_updates(params, u)["W"][0]), 4)
     0.999
     """
-    lr0 = _learning_rate(learning_rate)
+    lr0 = as_learning_rate(learning_rate)
     b1_, b2_, eps_, eps_root_ = _adam_hypers(b1, b2, eps, eps_root, "adamw")
-    wd0 = _hyper("weight_decay", weight_decay)
+    wd0 = hyper("weight_decay", weight_decay)
 
     def init(params: Any) -> AdamWState:
         _decay_mask(mask, params)  # fail now on a mask that does not fit the params
         nu_max = _zeros(params) if amsgrad else None
         z1, z2 = _zeros(params), _zeros(params)
-        return AdamWState(_count0(), lr0, b1_, b2_, eps_, eps_root_, wd0, z1, z2, nu_max)
+        return AdamWState(count0(), lr0, b1_, b2_, eps_, eps_root_, wd0, z1, z2, nu_max)
 
     def update(grads: Any, state: AdamWState, params: Any = None):
-        _check_state(state, AdamWState, "adamw")
-        _need_params(params, "adamw")
+        check_state(state, AdamWState, "adamw")
+        need_params(params, "adamw")
         check_state_matches(grads, params, "params")
         step, mu, nu, nu_max = _adam_direction(grads, state, amsgrad)
         lam = state.weight_decay
         step = jax.tree.map(
             lambda s, w, m: s + _where(m, lam * w), step, params, _decay_mask(mask, params)
         )
-        updates = _descent(_lr(state), step, state.mu)
-        return updates, state._replace(count=_next(state.count), mu=mu, nu=nu, nu_max=nu_max)
-
-    return Optimizer(init, update)
-
-
-# ---------------------------------------------------------------------------------------------
-# Clipping, chaining, proximal L1
-
-
-class ClipState(NamedTuple):
-    """State of `clip_by_global_norm`: step count and the maximum norm."""
-
-    count: jax.Array
-    max_norm: jax.Array
-
-    hyperparameters = ("max_norm",)
-
-
-def clip_by_global_norm(max_norm: float) -> Optimizer:
-    """Rescale the whole gradient tree so that its global L2 norm is at most `max_norm`.
-
-    ::
-
-        ‖g‖ = √(Σ_leaves Σ g²)
-        g  ← g · max_norm / ‖g‖     if ‖g‖ > max_norm, else g unchanged
-
-    A transformation, not an optimizer: put it first in a `chain`, e.g.
-    ``chain(clip_by_global_norm(1.0), adam(1e-3))``.
-
-    Args:
-      max_norm: ``>= 0``.
-
-    Returns:
-      An `Optimizer` (a transformation) whose state is a `ClipState`.
-
-    >>> clip = clip_by_global_norm(1.0)
-    >>> g = {"a": jnp.array([3.0]), "b": jnp.array([4.0])}  # ‖g‖ = 5
-    >>> clipped, _ = clip.update(g, clip.init(g))
-    >>> clipped["a"], clipped["b"]
-    (Array([0.6], dtype=float32), Array([0.8], dtype=float32))
-    """
-    max_norm0 = _hyper("max_norm", max_norm)
-
-    def init(params: Any) -> ClipState:
-        return ClipState(_count0(), max_norm0)
-
-    def update(grads: Any, state: ClipState, params: Any = None):
-        _check_state(state, ClipState, "clip_by_global_norm")
-        leaves = jax.tree.leaves(grads)
-        if not leaves:
-            return grads, state._replace(count=_next(state.count))
-        norm = jnp.sqrt(sum(jnp.sum(g.astype(jnp.result_type(*leaves)) ** 2) for g in leaves))
-        over = norm > state.max_norm
-        scale = jnp.where(over, state.max_norm / jnp.where(over, norm, 1), 1)
-        clipped = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
-        return clipped, state._replace(count=_next(state.count))
-
-    return Optimizer(init, update)
-
-
-def chain(*transforms: Optimizer) -> Optimizer:
-    """Compose transformations: each one's output is the next one's input.
-
-    ``chain(a, b).update(g, (sa, sb), params)`` runs ``u, sa = a.update(g, sa, params)`` then
-    ``u, sb = b.update(u, sb, params)``. The state is the tuple of the inner states; change a
-    hyperparameter of one with ``state = (set_hyperparams(state[0], max_norm=0.5), state[1])``.
-
-    Args:
-      *transforms: one or more optimizers or transformations.
-
-    Returns:
-      An `Optimizer` whose state is a tuple with one state per transformation.
-
-    >>> opt = chain(clip_by_global_norm(1.0), sgd(0.5))
-    >>> params = {"w": jnp.array([0.0, 0.0])}
-    >>> updates, state = opt.update({"w": jnp.array([3.0, 4.0])}, opt.init(params), params)
-    >>> updates["w"]  # clipped to norm 1, then −η·g
-    Array([-0.3, -0.4], dtype=float32)
-    """
-    if not transforms:
-        raise ValueError("chain needs at least one transformation; got none")
-    for i, t in enumerate(transforms):
-        if not isinstance(t, Optimizer):
-            raise TypeError(
-                f"chain: transforms[{i}] must be a jaxmlp optimizer or transformation such as "
-                f"jaxmlp.optim.sgd(0.1); got {type(t).__name__}"
-            )
-
-    def init(params: Any) -> tuple:
-        return tuple(t.init(params) for t in transforms)
-
-    def update(grads: Any, state: tuple, params: Any = None):
-        if not isinstance(state, tuple) or len(state) != len(transforms):
-            raise ValueError(
-                f"the state of a chain of {len(transforms)} must be a tuple of as many inner "
-                f"states (opt.init(params)); got {type(state).__name__}"
-                + (f" of length {len(state)}" if isinstance(state, tuple) else "")
-            )
-        new_states = []
-        for t, s in zip(transforms, state):
-            grads, s = t.update(grads, s, params)
-            new_states.append(s)
-        return grads, tuple(new_states)
-
-    return Optimizer(init, update)
-
-
-class ProximalL1State(NamedTuple):
-    """State of `proximal_l1`: step count, learning rate and the L1 strengths."""
-
-    count: jax.Array
-    learning_rate: Any
-    l1w: jax.Array
-    l1b: jax.Array
-
-    hyperparameters = ("learning_rate", "l1w", "l1b")
-
-
-def proximal_l1(learning_rate: ScheduleLike, l1w: float = 0.0, l1b: float = 0.0) -> Optimizer:
-    """Soft-thresholding after the step: the proximal L1 update, which makes exact zeros.
-
-    The seeds say L1 drives weights to *exactly* zero, but a subgradient step
-    ``w − η·(g + λ·sign(w))`` almost never lands on 0: it overshoots and oscillates around it.
-    The proximal step of the penalty ``λ·Σ|w|`` (the seeds' and jaxmlp's L1 term) does::
-
-        w̃ = w + u                                   (u: the inner optimizer's update)
-        w ← sign(w̃)·max(|w̃| − η_t·λ, 0)
-
-    with ``λ = l1b`` for leaves under the key ``"b"`` and ``l1w`` for every other leaf. Use it
-    last in a `chain`, with the same learning rate (or schedule) as the optimizer before it,
-    and *instead of* the L1 term of `jaxmlp.Regularization` (both would count the penalty
-    twice). After `sgd` this is proximal gradient descent (ISTA); after an adaptive optimizer
-    the threshold uses the plain learning rate, not the per-coordinate step size.
-
-    Args:
-      learning_rate: ``η >= 0``, a float or a schedule; the threshold is ``η_t·λ``.
-      l1w: ``λ >= 0`` for weights (every leaf not under a ``"b"`` key).
-      l1b: ``λ >= 0`` for biases.
-
-    Returns:
-      An `Optimizer` (a transformation) whose state is a `ProximalL1State`.
-
-    >>> opt = chain(sgd(0.1), proximal_l1(0.1, l1w=0.5))
-    >>> params = {"W": jnp.array([0.03, -1.0, 0.5])}
-    >>> u, _ = opt.update({"W": jnp.array([0.0, 0.0, 1.0])}, opt.init(params), params)
-    >>> apply_updates(params, u)["W"]  # threshold 0.1·0.5 = 0.05
-    Array([ 0.  , -0.95,  0.35], dtype=float32)
-    """
-    lr0 = _learning_rate(learning_rate)
-    l1w0, l1b0 = _hyper("l1w", l1w), _hyper("l1b", l1b)
-
-    def init(params: Any) -> ProximalL1State:
-        return ProximalL1State(_count0(), lr0, l1w0, l1b0)
-
-    def update(updates: Any, state: ProximalL1State, params: Any = None):
-        _check_state(state, ProximalL1State, "proximal_l1")
-        _need_params(params, "proximal_l1")
-        check_state_matches(updates, params, "params")
-        lr = _lr(state)
-
-        def prox(path: tuple[Any, ...], w: jax.Array, u: jax.Array) -> jax.Array:
-            threshold = lr * (state.l1b if _is_bias(path) else state.l1w)
-            w_tilde = w + u
-            w_new = jnp.sign(w_tilde) * jnp.maximum(jnp.abs(w_tilde) - threshold, 0)
-            return (w_new - w).astype(w.dtype)
-
-        new = jax.tree_util.tree_map_with_path(prox, params, updates)
-        return new, state._replace(count=_next(state.count))
+        updates = _descent(lr_now(state), step, state.mu)
+        return updates, state._replace(count=next_count(state.count), mu=mu, nu=nu, nu_max=nu_max)
 
     return Optimizer(init, update)
 
@@ -891,7 +674,8 @@ def set_hyperparams(state: NamedTuple, **values: Any) -> NamedTuple:
     replaced by a schedule of the same kind, e.g. ``learning_rate=
     state.learning_rate._replace(lr0=0.01)``; a float cannot replace a schedule nor the reverse
     (that changes the state's structure: build a new optimizer). For a `chain`, change an inner
-    state: ``(set_hyperparams(state[0], ...), state[1])``.
+    state: ``(set_hyperparams(state[0], ...), state[1])``. The per-layer L1 strengths of a
+    `proximal_l1` state take a tuple (``l1w=(2e-4, None)``) or one number for every layer.
 
     Args:
       state: the state of one optimizer or transformation (e.g. an `AdamState`).
@@ -922,6 +706,8 @@ def set_hyperparams(state: NamedTuple, **values: Any) -> NamedTuple:
             value = value if is_schedule(value) or not callable(value) else FromCallable(value)
             new[name] = _new_schedule(owner, name, old, value)
         else:
-            check_range(name, value, *_RANGES[name])
+            if isinstance(state, ProximalL1State):  # one number, or one per layer (None: 0)
+                value = _layer_strengths(name, value)
+            check_range(name, value, *RANGES[name])
             new[name] = _new_leaf(name, value, old)
     return state._replace(**new)

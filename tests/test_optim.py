@@ -605,7 +605,7 @@ def test_convergence_on_quadratic_and_rosenbrock(make_quad, make_rosen):
 
 
 # ---------------------------------------------------------------------------------------------
-# AdamW's mask, clipping and chaining.
+# AdamW's mask (clipping, chaining and proximal L1: tests/test_transforms.py).
 
 
 def test_adamw_default_mask_decays_weights_not_biases():
@@ -627,98 +627,6 @@ def test_adamw_mask_as_tree_and_as_function():
         u, _ = opt.update(zero, opt.init(params), params)
         np.testing.assert_allclose(u[0]["b"], [-0.05], rtol=1e-6)
         np.testing.assert_array_equal(u[1]["W"], [[0.0], [0.0]])
-
-
-def np_clip(grads, max_norm):
-    norm = math.sqrt(sum(float(np.sum(g**2)) for g in grads))
-    return [g * (max_norm / norm) if norm > max_norm else g for g in grads]
-
-
-@pytest.mark.parametrize("max_norm", [0.5, 5.0], ids=["clips-often", "clips-rarely"])
-def test_chain_clip_then_sgd_momentum_equals_numpy(x64, max_norm):
-    leaves, grad_seq = make_problem(steps=20, seed=3)
-    opt = optim.chain(optim.clip_by_global_norm(max_norm), optim.sgd(0.1, momentum=0.9))
-    got, state = run_jax(opt, leaves, grad_seq)
-    ws = [w.copy() for w, _ in leaves]
-    vs = [np.zeros_like(w) for w in ws]
-    clipped_steps = 0
-    for k, grads in enumerate(grad_seq):
-        clipped = np_clip(grads, max_norm)
-        clipped_steps += clipped[0] is not grads[0]
-        for i, g in enumerate(clipped):
-            vs[i] = 0.9 * vs[i] + g
-            ws[i] = ws[i] - 0.1 * vs[i]
-        for a, b in zip(got[k], ws):
-            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
-    assert 0 < clipped_steps < 20  # both branches of the clip were exercised
-    assert isinstance(state, tuple) and [int(s.count) for s in state] == [20, 20]
-
-
-def test_clip_leaves_small_gradients_alone_and_handles_zero():
-    clip = optim.clip_by_global_norm(1.0)
-    g = {"a": jnp.array([0.3, 0.4])}
-    out, _ = clip.update(g, clip.init(g))
-    np.testing.assert_array_equal(out["a"], g["a"])
-    out, _ = clip.update({"a": jnp.zeros(2)}, clip.init(g))
-    np.testing.assert_array_equal(out["a"], [0.0, 0.0])
-
-
-# ---------------------------------------------------------------------------------------------
-# Proximal L1: exact zeros, and the closed-form prox.
-
-
-def soft_threshold(x, thr):
-    return np.sign(x) * np.maximum(np.abs(x) - thr, 0)
-
-
-def test_proximal_l1_step_is_the_closed_form_prox(x64):
-    rng = np.random.default_rng(4)
-    leaves = [rng.normal(size=shape) for shape, _ in SHAPES]
-    steps = [rng.normal(size=shape) * 0.3 for shape, _ in SHAPES]
-    params, updates = as_tree(leaves), as_tree(steps)
-    prox = optim.proximal_l1(0.2, l1w=0.5, l1b=2.0)
-    new, state = jax.jit(prox.update)(updates, prox.init(params), params)
-    got = jax.tree.leaves(apply_updates(params, new))
-    for (w, u, (_, is_bias)), g in zip(zip(leaves, steps, SHAPES), got):
-        np.testing.assert_allclose(g, soft_threshold(w + u, 0.2 * (2.0 if is_bias else 0.5)))
-    assert sum(int(np.sum(g == 0)) for g in got) > 0  # some entries fell inside the threshold
-
-
-def test_proximal_l1_makes_exact_zeros_where_the_subgradient_step_does_not(x64):
-    """Lasso with an orthonormal design: minimize ‖Xw − y‖²/(2n) + λ‖w‖₁ with XᵀX = n·I.
-
-    The data term's gradient is w − z (z = Xᵀy/n) and the minimizer is the closed form
-    soft(z, λ), exactly 0 where |z| <= λ. Proximal gradient descent reaches it, zeros exact; the
-    seeds' subgradient step λ·sign(w) only chatters around 0.
-    """
-    z = jnp.array([2.0, -1.5, 0.3, -0.2, 0.05, 0.0, 1.0, -0.4])
-    lam, eta = 0.5, 0.3
-    want = soft_threshold(np.asarray(z), lam)
-
-    def data_grad(p):
-        return {"W": p["W"] - z}
-
-    def run(opt, grad_fn):
-        @jax.jit
-        def step(p, s):
-            u, s = opt.update(grad_fn(p), s, p)
-            return apply_updates(p, u), s
-
-        p = {"W": jnp.ones(8)}
-        s = opt.init(p)
-        for _ in range(100):
-            p, s = step(p, s)
-        return np.asarray(p["W"])
-
-    prox = run(optim.chain(optim.sgd(eta), optim.proximal_l1(eta, l1w=lam)), data_grad)
-    l1 = lambda p: jax.grad(lambda w: lam * jnp.sum(jnp.abs(w)))(p["W"])  # noqa: E731
-    subgrad = run(optim.sgd(eta), lambda p: {"W": data_grad(p)["W"] + l1(p)})
-
-    np.testing.assert_allclose(prox, want, rtol=1e-12, atol=0)
-    assert np.sum(prox == 0) == np.sum(want == 0) == 5
-    assert np.sum(subgrad == 0) == 0  # no exact zeros, ...
-    np.testing.assert_allclose(subgrad[want == 0], 0, atol=eta * lam)  # ... just chatter
-    np.testing.assert_allclose(subgrad[want != 0], want[want != 0], atol=eta * lam)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -841,15 +749,6 @@ def test_set_hyperparams_validates():
         set_hyperparams(sched_state, learning_rate=schedules.cosine(0.1, 10))
     with pytest.raises(ValueError, match=r"inverse_time: decay must be >= 0; got -1.0"):
         set_hyperparams(sched_state, learning_rate=sched_state.learning_rate._replace(decay=-1.0))
-
-
-def test_set_hyperparams_on_a_chain_inner_state():
-    opt = optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1))
-    params = {"w": jnp.zeros(2)}
-    state = opt.init(params)
-    state = (set_hyperparams(state[0], max_norm=0.5), set_hyperparams(state[1], learning_rate=1.0))
-    u, _ = opt.update({"w": jnp.array([3.0, 4.0])}, state, params)
-    np.testing.assert_allclose(u["w"], [-0.3, -0.4], rtol=1e-6)
 
 
 def test_learning_rate_of_reports_the_last_updates_rate():
