@@ -264,7 +264,7 @@ def fit_many(
       key: one PRNG key (every model sees the same shuffles, as K separate `fit` calls with that
         key) or K keys (``jax.random.split(key, K)``: one shuffle order per model). Default
         ``jax.random.key(0)``.
-      shuffle: reshuffle the examples every epoch.
+      shuffle: reshuffle the examples every epoch (not when one batch holds all the data).
       grads: ``"autodiff"`` or ``"manual"``.
       opt_state: stacked optimizer states, each leaf ``(K, ...)``; default ``opt.init`` of every
         model. Per-model hyperparameters: ``stack([set_hyperparams(opt.init(p), learning_rate=

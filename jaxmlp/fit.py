@@ -167,6 +167,8 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, 
     n_batches = math.ceil(n / batch_size)
     padded = n_batches * batch_size
     masked = padded > n  # a short last batch, padded to full size and masked out of the loss
+    # One batch of all the data: its order cannot change a mean, so there is nothing to shuffle.
+    shuffle = shuffle and n_batches > 1
 
     def batches(epoch, key, x, y):
         """The epoch's batches stacked ``(n_batches, batch_size, ...)``: one gather per epoch."""
@@ -457,7 +459,8 @@ def fit(
         ``n``.
       validation: ``(x_val, y_val)`` evaluated after every epoch, or None.
       key: PRNG key for the shuffles (default ``jax.random.key(0)``).
-      shuffle: reshuffle the examples every epoch.
+      shuffle: reshuffle the examples every epoch (not done when one batch holds all the data,
+        `batch_size` None or ≥ n: the mean over the batch does not depend on the order).
       grads: ``"autodiff"`` or ``"manual"`` (the hand-written `jaxmlp.backprop`).
       opt_state: optimizer state to continue from (default ``opt.init(params)``).
       initial_epoch: number of epochs already run (when resuming): epoch numbering, and so the
@@ -602,8 +605,9 @@ def evaluate(
       as in `fit` (regression precision ``std(y)/250`` of this `y`).
     """
     check_problem(net, x, y, loss)
+    check_params(net, params)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    objective(net, params, x[:1], y[:1], loss=loss, reg=reg)
+    _check_data(net, x, reg)
     precision = jnp.std(y) / 250 if task_of(loss) == "regression" else jnp.zeros(())
     n = x.shape[0]
     data_sum, correct = 0.0, 0.0

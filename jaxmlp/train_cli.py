@@ -7,7 +7,8 @@ cross-entropy, L2 of 5e-4 on the hidden layer's weights and biases, Adam with le
 
 Outputs in ``--out`` (default ``runs/<data>``): ``metrics.csv`` (one row per epoch),
 ``history.json`` (the settings, the history and the final metrics), ``checkpoint.npz`` (see
-`jaxmlp.checkpoint`; written every ``--checkpoint-every`` epochs and at the end), and, with
+`jaxmlp.checkpoint`; it and ``history.json`` are written every ``--checkpoint-every`` epochs
+and at the end, ``metrics.csv`` at the end or when training stops), and, with
 matplotlib installed, ``curves.png`` and, for 2-D inputs, ``decision_boundary.png``.
 ``--resume`` continues from the checkpoint in ``--out`` with the settings saved there, up to
 ``--epochs`` epochs in all, and produces exactly the numbers an uninterrupted run would.
@@ -395,8 +396,9 @@ def run_train(args: argparse.Namespace) -> int:
         if bar is not None:
             bar.update(len(result.history["epoch"]))
             bar.set_postfix(_postfix(history), refresh=False)
-        if result.stop_reason or done == next_ckpt or done >= args.epochs:
-            _save_run(out, net, params, state, key, config, history, run)
+        final = bool(result.stop_reason) or done >= args.epochs
+        if final or done == next_ckpt:
+            _save_run(out, net, params, state, key, config, history, run, final=final)
         if result.stop_reason:
             diverged = result.stop_reason
             break
@@ -574,8 +576,12 @@ def _postfix(history: dict[str, np.ndarray]) -> dict[str, str]:
     return out
 
 
-def _save_run(out, net, params, state, key, config, history, run) -> None:
-    """history.json and metrics.csv first, then the checkpoint that points at them."""
+def _save_run(out, net, params, state, key, config, history, run, *, final: bool = True) -> None:
+    """history.json (and metrics.csv when `final`) first, then the checkpoint that points at them.
+
+    `--resume` needs history.json beside the checkpoint; metrics.csv is for people, and writing
+    it whole at every checkpoint of a long run would cost more than the training.
+    """
     epoch = int(history["epoch"][-1]) if len(history["epoch"]) else 0
     _write_json(
         os.path.join(out, "history.json"),
@@ -586,7 +592,8 @@ def _save_run(out, net, params, state, key, config, history, run) -> None:
             "history": {k: np.asarray(v).tolist() for k, v in history.items()},
         },
     )
-    _write_csv(os.path.join(out, "metrics.csv"), history)
+    if final:
+        _write_csv(os.path.join(out, "metrics.csv"), history)
     checkpoint.save(
         os.path.join(out, "checkpoint.npz"),
         net,
@@ -599,8 +606,9 @@ def _save_run(out, net, params, state, key, config, history, run) -> None:
 
 def _write_json(path: str, obj: Any) -> None:
     tmp = path + ".tmp"
+    text = json.dumps(obj)  # one shot: the C encoder (json.dump streams through Python code)
     with open(tmp, "w") as f:
-        json.dump(obj, f)
+        f.write(text)
     os.replace(tmp, path)
 
 

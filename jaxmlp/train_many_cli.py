@@ -211,15 +211,16 @@ def run_many(args: argparse.Namespace, out: str) -> int:
         if bar is not None:
             bar.update(n)
             bar.set_postfix(_many_postfix(hists, alive), refresh=False)
-        if done == next_ckpt or done >= args.epochs or not alive.any():
-            _save_many(params, state, hists, reasons, **saved)
+        final = done >= args.epochs or not alive.any()
+        if final or done == next_ckpt:
+            _save_many(params, state, hists, reasons, final=final, **saved)
         elapsed = time.perf_counter() - t0
         segment = max(1, min(10 * segment, int(n * 0.5 / max(elapsed, 1e-6))))
     if bar is not None:
         bar.close()
     seconds = time.perf_counter() - start
     if not args.epochs:
-        _save_many(params, state, hists, reasons, **saved)
+        _save_many(params, state, hists, reasons, final=True, **saved)
     _report_many(out, run, models, params, hists, reasons, args, seconds)
     for reason in reasons:
         if reason:
@@ -256,8 +257,15 @@ def _final(history: dict[str, np.ndarray]) -> dict[str, float] | None:
     return {k: float(history[k][-1]) for k in fields if k in history}
 
 
-def _save_many(params, state, hists, reasons, *, out, run, models, keys, configs, config) -> None:
-    """Each model's directory as a single run writes it, then metrics.csv and history.json."""
+def _save_many(
+    params, state, hists, reasons, *, final, out, run, models, keys, configs, config
+) -> None:
+    """Each model's directory as a single run writes it; when `final`, the combined files too.
+
+    Only the per-model checkpoints and histories are needed to continue a model
+    (``--resume --out DIR/model_<k>``); the combined history.json and metrics.csv, and each
+    model's metrics.csv, are written once, at the end.
+    """
     net, names = run["net"], [k for k in models[0] if k != "seed"]
     entries = []
     for k, model in enumerate(models):
@@ -269,7 +277,9 @@ def _save_many(params, state, hists, reasons, *, out, run, models, keys, configs
             # The single run has no warm-up to wrap its schedule in (rates are the same).
             state_k = state_k._replace(learning_rate=state_k.learning_rate.schedule)
         _save_run(where, net, _ensemble.take(params, k), state_k, keys[k], configs[k], history,
-                  run)  # fmt: skip
+                  run, final=final)  # fmt: skip
+        if not final:
+            continue
         entries.append(
             {
                 "model": k,
@@ -281,6 +291,8 @@ def _save_many(params, state, hists, reasons, *, out, run, models, keys, configs
                 "history": {name: np.asarray(v).tolist() for name, v in history.items()},
             }
         )
+    if not final:
+        return
     _write_json(
         os.path.join(out, "history.json"),
         {
