@@ -21,12 +21,11 @@ import time
 import warnings
 from typing import Any
 
-import jax
 import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import ensemble as _ensemble
-from jaxmlp.fit import task_of
+from jaxmlp.fit import _select, task_of
 from jaxmlp.model import init_params
 from jaxmlp.train_cli import (
     RUN_KEYS,
@@ -230,14 +229,7 @@ def run_many(args: argparse.Namespace, out: str) -> int:
 
 def _select_models(mask: np.ndarray, new: Any, old: Any) -> Any:
     """Model k from `new` where ``mask[k]``, else from `old` (trees with a leading K axis)."""
-    if mask.all():
-        return new
-    m = jnp.asarray(mask)
-
-    def pick(a: jax.Array, b: jax.Array) -> jax.Array:
-        return jnp.where(m.reshape(m.shape + (1,) * (jnp.ndim(a) - 1)), a, b)
-
-    return jax.tree.map(pick, new, old)
+    return new if mask.all() else _select(jnp.asarray(mask), new, old)
 
 
 def _many_postfix(hists: list[dict[str, np.ndarray]], alive: np.ndarray) -> dict[str, str]:
