@@ -4,6 +4,8 @@ Convention (row-major, batch first, as in NumPy and the book): ``x`` has shape
 ``(batch, features)`` and layer ``l`` computes ``z_l = a_{l-1} @ W_l + b_l`` with ``W_l`` of
 shape ``(fan_in, fan_out)`` and ``b_l`` of shape ``(fan_out,)``, then ``a_l = f_l(z_l)``. The
 seeds write the same layer as ``W·X + B`` on column vectors; transposing both sides gives ours.
+For a batch longer than the widest layer, `forward_intermediates` computes in that column form
+(faster on a CPU for narrow nets) and returns arrays in ours.
 """
 
 from __future__ import annotations
@@ -191,7 +193,14 @@ def forward_intermediates(
 
     Returns ``(zs, activations)`` where ``zs[l] = activations[l] @ W_l + b_l`` (the seeds'
     ``HI``) and ``activations[l + 1] = f_l(zs[l])`` (the seeds' ``HO``); ``activations[0]`` is
-    ``x``. The backward pass needs both.
+    ``x``. The backward pass needs both. All are ``(batch, features)``.
+
+    How it is computed: when the batch is longer than the widest layer, every layer runs in the
+    seeds' own column form ``z_lᵀ = W_lᵀ·a_{l−1}ᵀ + b_l``, with the batch on the arrays' last
+    (contiguous) axis, and the arrays returned are transposed views. Narrow layers (2 inputs,
+    3 classes) then fill the CPU's vector lanes instead of wasting most of them: small nets
+    train faster, and many small nets at once (`jaxmlp.ensemble.fit_many`) about twice as fast
+    (README, "Speed"). The values are the same up to float rounding.
 
     Args:
       net: the architecture.
@@ -200,13 +209,22 @@ def forward_intermediates(
     """
     check_params(net, params)
     check_inputs(net, x)
-    a = jnp.asarray(x)
-    zs, acts = [], [a]
+    x = jnp.asarray(x)
+    columns = x.shape[0] > max(net.sizes)
+    a = x.T if columns else x
+    zs, acts = [], [x]
     for layer, name in zip(params, net.activations):
-        z = a @ layer["W"] + layer["b"][None, :]
-        a = _act.get(name).fn(z)
-        zs.append(z)
-        acts.append(a)
+        f = _act.get(name)
+        if columns:  # a is (features, batch)
+            z = layer["W"].T @ a + layer["b"][:, None]  # seeds: HI = W·HO + B
+            a = f.fn(z) if f.derivative is not None else f.fn(z.T).T  # softmax: over features
+            zs.append(z.T)
+            acts.append(a.T)
+        else:
+            z = a @ layer["W"] + layer["b"][None, :]
+            a = f.fn(z)
+            zs.append(z)
+            acts.append(a)
     return zs, acts
 
 

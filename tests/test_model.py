@@ -127,21 +127,42 @@ def random_net_params(rng, sizes):
 DEPTHS = {1: (3, 4), 2: (3, 5, 4), 3: (3, 6, 5, 4), 4: (3, 4, 6, 5, 4)}
 
 
+# A batch of 7 is longer than every layer of DEPTHS, so the forward pass runs in its column
+# form; a batch of 3 is not, so it runs in rows. Both must give the seeds' numbers.
+BATCHES = {"rows": 3, "columns": 7}
+
+
 @pytest.mark.parametrize("depth", sorted(DEPTHS), ids=lambda d: f"{d}_layers")
 @pytest.mark.parametrize("act", jm.activations.NAMES)
-def test_forward_equals_numpy_reference(x64, depth, act):
+@pytest.mark.parametrize("batch", list(BATCHES.values()), ids=list(BATCHES))
+def test_forward_equals_numpy_reference(x64, depth, act, batch):
     rng = np.random.default_rng(depth)
     sizes = DEPTHS[depth]
     acts = (["tanh", "relu", "sigmoid", "leaky_relu"] * 2)[: depth - 1] + [act]
+    assert_forward_equals_reference(rng, sizes, acts, batch)
+
+
+@pytest.mark.parametrize("batch", list(BATCHES.values()), ids=list(BATCHES))
+def test_forward_with_a_hidden_softmax_equals_numpy_reference(x64, batch):
+    """Softmax is not element-wise: in the column form it must still run over the features."""
+    rng = np.random.default_rng(5)
+    assert_forward_equals_reference(rng, (3, 5, 4), ["softmax", "sigmoid"], batch)
+
+
+def assert_forward_equals_reference(rng, sizes, acts, batch):
     net = jm.MLP(sizes, acts)
     Ws, bs, params = random_net_params(rng, sizes)
-    x = rng.normal(size=(7, sizes[0]))
+    x = rng.normal(size=(batch, sizes[0]))
     his, hos = ref.forward(Ws, bs, acts, x)
     np.testing.assert_allclose(jm.forward(net, params, jnp.asarray(x)), hos[-1], rtol=1e-10)
     zs, activations = jm.forward_intermediates(net, params, jnp.asarray(x))
-    assert len(zs) == depth and len(activations) == depth + 1
+    assert len(zs) == len(acts) and len(activations) == len(acts) + 1
     for z, hi in zip(zs, his):
+        assert z.shape == hi.shape
         np.testing.assert_allclose(z, hi, rtol=1e-10)
+    for a, ho in zip(activations, hos):
+        assert a.shape == ho.shape
+        np.testing.assert_allclose(a, ho, rtol=1e-10)
 
 
 NET = jm.MLP((2, 4, 3), ("relu", "softmax"))

@@ -10,21 +10,26 @@ LOSS = "categorical_crossentropy"
 
 
 def test_training_on_the_book_spiral_reaches_90_percent():
-    """The book's spiral (100 samples × 3 classes), 2-64-3 ReLU/softmax, full batch."""
+    """The book's spiral (100 samples × 3 classes), 2-64-3 ReLU/softmax, full batch.
+
+    Adam with the book's learning rate 0.02 (its chapter 10): it passes 90% within 1000 steps
+    and stays above 94% (seeds 0–3 reach 0.90–0.96 at 2000 steps), so the threshold does not
+    hang on float rounding, as plain SGD's oscillating accuracy at a high learning rate did.
+    """
     x, y = jm.spiral(jax.random.key(0), samples=100, classes=3)
     params = jm.init_params(jax.random.key(2), NET)
-    opt = jm.optim.sgd(0.5, momentum=0.9)
+    opt = jm.optim.adam(0.02)
     step = jm.make_train_step(NET, opt, loss=LOSS)
     state = opt.init(params)
     reg = jm.Regularization(l2w=1e-6, l2b=1e-6)
     first, _ = jm.objective(NET, params, x, y, loss=LOSS, reg=reg)
-    for _ in range(4000):
+    for _ in range(2000):
         params, state, metrics = step(params, state, x, y, reg)
     last, _ = jm.objective(NET, params, x, y, loss=LOSS, reg=reg)
     assert float(last) < 0.5 * float(first)
     assert float(metrics["loss"]) == pytest.approx(float(last), rel=0.05)
     assert float(jm.accuracy(jm.forward(NET, params, x), y)) >= 0.90
-    assert int(state.count) == 4000
+    assert int(state.count) == 2000
 
 
 def test_step_does_not_retrace_when_values_change():
