@@ -12,6 +12,12 @@ The seeds write a 3-layer sigmoid MLP on column vectors; we write the same steps
     B_l = B_l + lr · err_HO_l                    db = Σ_batch delta
     seeds 001–003: λ·sign(w), 2λw                dW += l1w·sign(W) + 2·l2w·W   (same for b)
 
+When the batch is longer than the widest layer (`jaxmlp.model.column_form`), the forward pass
+runs in the seeds' own column form, and so does the backward pass: the same lines on
+transposed arrays, ``delta`` of shape ``(features, batch)``, ``delta ← f.backward(z, W @ delta)``
+and ``dW = a_prev.T @ delta.T``. The numbers are the same up to float rounding; narrow nets
+run faster on a CPU.
+
 ``f.backward(z, g)`` is ``g · f'(z)`` for the element-wise activations (the seeds' ``· σ'``) and
 softmax's vector-Jacobian product otherwise. For the fused pairs, softmax + categorical and
 sigmoid + binary cross-entropy, the output error comes straight from the logits:
@@ -35,7 +41,7 @@ import jax.numpy as jnp
 
 from jaxmlp import activations as _act
 from jaxmlp import losses as _losses
-from jaxmlp.model import MLP, Params, forward_intermediates
+from jaxmlp.model import MLP, Params, column_form, forward_intermediates
 from jaxmlp.objective import check_problem
 from jaxmlp.regularization import RegLike, l1_sign, penalty, per_layer
 
@@ -168,18 +174,31 @@ def _backward(
         delta = g  # seeds: err_HO_final; fused pair: (ŷ − y)/N straight from the logits
     else:
         delta = out.backward(zs[-1], g)  # seeds: err_HO_final = E · σ'(HO_final)
+    # Where forward_intermediates computed in column form, so does the backward pass: the same
+    # lines on transposed arrays, delta of shape (features, batch) (see `column_form`).
+    columns = column_form(net, delta.shape[0])
     grads = []
     for l in reversed(range(net.n_layers)):
         W, b, r = params[l]["W"], params[l]["b"], regs[l]
         a_prev = acts[l]  # seeds: HO_{l−1}, or X for the first layer
-        dW = a_prev.T @ delta  # seeds: HO^T · err
-        db = jnp.sum(delta, axis=0)  # seeds: B += lr · err, summed over the batch
+        if columns:
+            delta = delta.T if l == net.n_layers - 1 else delta
+            dW = a_prev.T @ delta.T  # seeds: HO^T · err
+            db = jnp.sum(delta, axis=1)
+        else:
+            dW = a_prev.T @ delta  # seeds: HO^T · err
+            db = jnp.sum(delta, axis=0)  # seeds: B += lr · err, summed over the batch
         dW = _plus_penalty_grad(dW, W, r.l1w, r.l2w)  # seeds 001–003: λ·sign(w) + 2λw
         db = _plus_penalty_grad(db, b, r.l1b, r.l2b)
         grads.append({"W": dW.astype(W.dtype), "b": db.astype(b.dtype)})
         if l > 0:
             f_prev = _act.get(net.activations[l - 1])
-            delta = f_prev.backward(zs[l - 1], delta @ W.T)  # seeds: err · W^T · σ'(HI)
+            if not columns:
+                delta = f_prev.backward(zs[l - 1], delta @ W.T)  # seeds: err · W^T · σ'(HI)
+            elif f_prev.derivative is not None:
+                delta = f_prev.backward(zs[l - 1].T, W @ delta)  # element-wise, any layout
+            else:  # softmax: its vector-Jacobian product runs over the features, in rows
+                delta = f_prev.backward(zs[l - 1], (W @ delta).T).T
     return tuple(reversed(grads))
 
 

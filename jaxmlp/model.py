@@ -210,7 +210,7 @@ def forward_intermediates(
     check_params(net, params)
     check_inputs(net, x)
     x = jnp.asarray(x)
-    columns = x.shape[0] > max(net.sizes)
+    columns = column_form(net, x.shape[0])
     a = x.T if columns else x
     zs, acts = [], [x]
     for layer, name in zip(params, net.activations):
@@ -226,6 +226,15 @@ def forward_intermediates(
             zs.append(z)
             acts.append(a)
     return zs, acts
+
+
+def column_form(net: MLP, batch: int) -> bool:
+    """Whether `forward_intermediates` (and `jaxmlp.backprop`) compute a batch in column form.
+
+    True when the batch is longer than the widest layer: the batch then goes on the arrays'
+    contiguous axis, where a CPU's vector lanes fill best.
+    """
+    return batch > max(net.sizes)
 
 
 def forward(net: MLP, params: Params, x: jax.Array) -> jax.Array:

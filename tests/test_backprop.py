@@ -54,12 +54,17 @@ def autodiff(net, params, x, y, loss, reg=None):
     return jax.grad(lambda p: jm.objective(net, p, x, y, loss=loss, reg=reg)[0])(params)
 
 
-def problem(acts, loss, *, hidden=HIDDEN, labels="int", seed=0, scale=1.0):
+def problem(acts, loss, *, hidden=HIDDEN, labels="int", seed=0, scale=1.0, batch=BATCH):
     sizes = (N_IN,) + (hidden,) * (len(acts) - 1) + (N_OUT,)
     net = jm.MLP(sizes, acts)
     params = random_params(sizes, seed, scale)
-    x = jnp.asarray(np.random.default_rng(seed + 7).normal(size=(BATCH, N_IN)))
-    return net, params, x, random_targets(loss, acts[-1], BATCH, N_OUT, seed + 1, labels)
+    x = jnp.asarray(np.random.default_rng(seed + 7).normal(size=(batch, N_IN)))
+    return net, params, x, random_targets(loss, acts[-1], batch, N_OUT, seed + 1, labels)
+
+
+# The batch of 7 is longer than every layer, so forward and backward run in column form; a
+# batch of 3 is not, so they run in rows (`jaxmlp.model.column_form`). Both are checked.
+FORMS = {"columns": BATCH, "rows": 3}
 
 
 # --------------------------------------------------------------------------------------------
@@ -162,10 +167,12 @@ def assert_matches_autodiff(net, params, x, y, loss, reg):
         f"{loss}-{out}" + ("-onehot" if lab == "onehot" else "") for loss, out, lab in LOSS_OUTPUTS
     ],
 )
-def test_matches_autodiff_every_loss_and_output(x64, loss, out, labels):
+@pytest.mark.parametrize("batch", list(FORMS.values()), ids=list(FORMS))
+def test_matches_autodiff_every_loss_and_output(x64, loss, out, labels, batch):
     # Moderate weights keep clipped probabilities away from the clip, where 1 − p loses digits
     # and two correct orders of evaluation differ at 1e-9; the clip itself is a kink case below.
-    net, params, x, y = problem(("tanh", out), loss, labels=labels, scale=0.5)
+    net, params, x, y = problem(("tanh", out), loss, labels=labels, scale=0.5, batch=batch)
+    assert jm.model.column_form(net, batch) == (batch == FORMS["columns"])
     assert_matches_autodiff(net, params, x, y, loss, ALL_REG)
 
 
@@ -176,9 +183,10 @@ HEADS = {1: ("sigmoid", "mse"), 2: ("softmax", CCE), 3: ("sigmoid", BCE), 4: ("l
 @pytest.mark.parametrize(
     "depth,hidden", DEPTHS, ids=[f"{d}-layer-{a}" if d > 1 else "1-layer" for d, a in DEPTHS]
 )
-def test_matches_autodiff_every_depth_and_hidden_activation(x64, depth, hidden):
+@pytest.mark.parametrize("batch", list(FORMS.values()), ids=list(FORMS))
+def test_matches_autodiff_every_depth_and_hidden_activation(x64, depth, hidden, batch):
     out, loss = HEADS[depth]
-    net, params, x, y = problem((hidden,) * (depth - 1) + (out,), loss, seed=depth)
+    net, params, x, y = problem((hidden,) * (depth - 1) + (out,), loss, seed=depth, batch=batch)
     assert_matches_autodiff(net, params, x, y, loss, jm.Regularization(l2w=1e-3, l2b=1e-3))
 
 
