@@ -177,12 +177,13 @@ def _backward(
     # Where forward_intermediates computed in column form, so does the backward pass: the same
     # lines on transposed arrays, delta of shape (features, batch) (see `column_form`).
     columns = column_form(net, delta.shape[0])
+    if columns:
+        delta = delta.T
     grads = []
     for l in reversed(range(net.n_layers)):
         W, b, r = params[l]["W"], params[l]["b"], regs[l]
         a_prev = acts[l]  # seeds: HO_{l−1}, or X for the first layer
         if columns:
-            delta = delta.T if l == net.n_layers - 1 else delta
             dW = a_prev.T @ delta.T  # seeds: HO^T · err
             db = jnp.sum(delta, axis=1)
         else:

@@ -199,8 +199,8 @@ def forward_intermediates(
     seeds' own column form ``z_lᵀ = W_lᵀ·a_{l−1}ᵀ + b_l``, with the batch on the arrays' last
     (contiguous) axis, and the arrays returned are transposed views. Narrow layers (2 inputs,
     3 classes) then fill the CPU's vector lanes instead of wasting most of them: small nets
-    train faster, and many small nets at once (`jaxmlp.ensemble.fit_many`) about twice as fast
-    (README, "Speed"). The values are the same up to float rounding.
+    train faster, and many small nets at once (`jaxmlp.ensemble.fit_many`) two to three times
+    as fast (README, "Speed"). The values are the same up to float rounding.
 
     Args:
       net: the architecture.
