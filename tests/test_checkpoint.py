@@ -138,3 +138,36 @@ def test_save_refuses_what_it_cannot_load(tmp_path):
         checkpoint.save(tmp_path / "c.npz", NET, params, opt_state=(print,))
     with pytest.raises(ValueError, match=r"params must hold 2 layer"):
         checkpoint.save(tmp_path / "c.npz", NET, params[:1])
+
+
+DATA = os.path.join(os.path.dirname(__file__), "data", "v0.1.0")
+
+
+def test_a_checkpoint_of_version_0_1_0_loads_with_every_state_type():
+    """chain.npz was written by jaxmlp 0.1.0 (tests/data/v0.1.0/make.py); this version rebuilds
+    the same state, type by type, and the same numbers."""
+    ck = checkpoint.load(os.path.join(DATA, "chain.npz"))
+    net = jm.MLP((2, 4, 3), ("relu", "softmax"))
+    assert ck.net == net and ck.metadata == {"steps": 2}
+    clip, sgd, prox = ck.opt_state
+    assert (type(clip), type(sgd), type(prox)) == (
+        jm.optim.ClipState,
+        jm.optim.SGDState,
+        jm.optim.ProximalL1State,
+    )
+    assert type(sgd.learning_rate) is jm.schedules.Warmup
+    assert type(sgd.learning_rate.schedule) is jm.schedules.InverseTime
+    params = jm.init_params(jax.random.key(0), net)
+    opt = jm.optim.chain(
+        jm.optim.clip_by_global_norm(1.0),
+        jm.optim.sgd(jm.schedules.warmup(jm.schedules.inverse_time(0.1, 1e-3), 2), momentum=0.9),
+        jm.optim.proximal_l1(0.1, l1w=(1e-3, None)),
+    )
+    state = opt.init(params)
+    for _ in range(2):
+        updates, state = opt.update(jax.tree.map(jnp.ones_like, params), state, params)
+        params = jm.apply_updates(params, updates)
+    chex.assert_trees_all_equal((ck.params, ck.opt_state), (params, state))
+    np.testing.assert_array_equal(
+        jax.random.key_data(ck.key), jax.random.key_data(jax.random.key(3))
+    )

@@ -1,8 +1,10 @@
 import csv
 import json
 import re
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import chex
 import jax
@@ -493,3 +495,17 @@ def test_bad_many_model_options_exit_2_with_one_line(tmp_path, capsys, argv, mes
     assert len(lines) == 1 and "Traceback" not in err, err
     assert re.search(message, lines[0]), lines[0]
     assert not (tmp_path / "o").exists()
+
+
+def test_a_run_of_version_0_1_0_resumes_bit_exactly(tmp_path):
+    """run_epoch3 was written by jaxmlp 0.1.0 (tests/data/v0.1.0/make.py), and so was
+    `straight`, the same run taken to 6 epochs at once: resuming it here gives its numbers."""
+    data = Path(__file__).parent / "data" / "v0.1.0"
+    out = tmp_path / "run"
+    shutil.copytree(data / "run_epoch3", out)
+    resume = ["train", "--resume", "--epochs", "6", "--out", str(out), "--no-progress"]
+    assert main([*resume, "--no-plots"]) == 0
+    assert (out / "metrics.csv").read_text() == (data / "straight" / "metrics.csv").read_text()
+    a, b = jm.load(out / "checkpoint.npz"), jm.load(data / "straight" / "checkpoint.npz")
+    chex.assert_trees_all_equal((a.params, a.opt_state), (b.params, b.opt_state))
+    assert a.metadata == b.metadata
