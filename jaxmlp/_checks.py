@@ -1,17 +1,26 @@
-"""Input validation shared by the public functions.
+"""Every validator of jaxmlp's public functions, in one place.
 
-Every check raises at the public boundary with a message that names the argument, what was
+Each check raises at the public boundary with a message that names the argument, what was
 expected and what came. Shape checks run always (shapes are known while tracing); checks on
 values (NaN, label ranges, negative strengths) run only on concrete arrays, that is outside
-`jit`. Code that jits a loop validates its data once, before the loop.
+`jit`. Code that jits a loop validates its data once, before the loop. Every public entry point
+runs its checks once; the functions it calls inside do not check again.
+
+This module is the bottom of the package: it imports only `jaxmlp.losses` (for the loss names),
+so every other module can use it. Checks that need the architecture read the `net`'s fields
+(``sizes``, ``activations``).
 """
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+
+from jaxmlp.losses import FUSED, NAMES, PROBABILITY_OUTPUTS
 
 
 def is_concrete(x: Any) -> bool:
@@ -19,16 +28,9 @@ def is_concrete(x: Any) -> bool:
     return not isinstance(x, jax.core.Tracer)
 
 
-def shape_of(x: Any) -> tuple[int, ...]:
-    """The shape of an array-like, or () for a Python scalar."""
-    return tuple(np.shape(x))
-
-
 def check_array(name: str, x: Any) -> None:
     """Raise TypeError unless `x` is an array or a number."""
-    if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, bool)):
-        return
-    if isinstance(x, jax.core.Tracer):
+    if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, bool, jax.core.Tracer)):
         return
     raise TypeError(f"{name} must be an array (jax or numpy); got {type(x).__name__}")
 
@@ -44,10 +46,9 @@ def check_finite(name: str, x: Any) -> None:
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
         n_nan = int(np.isnan(arr).sum())
-        n_inf = int(bad.sum()) - n_nan
         raise ValueError(
-            f"{name} must be finite; it holds {n_nan} NaN and {n_inf} infinite value(s), "
-            f"the first at index {first}"
+            f"{name} must be finite; it holds {n_nan} NaN and {int(bad.sum()) - n_nan} "
+            f"infinite value(s), the first at index {first}"
         )
 
 
@@ -64,9 +65,216 @@ def check_nonnegative(name: str, value: Any) -> None:
         raise ValueError(f"{name} must be >= 0; got {value!r}")
 
 
+def check_range(
+    name: str,
+    value: Any,
+    low: float = 0.0,
+    high: float = math.inf,
+    *,
+    low_open: bool = False,
+    high_open: bool = True,
+) -> None:
+    """Raise unless a concrete `value` is a finite number (or array) inside the interval.
+
+    Values that are tracers (inside `jit` or `vmap`) are not checked. The message names the
+    argument, the interval and the value received.
+    """
+    if not is_concrete(value):
+        return
+    arr = np.asarray(value)
+    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
+        raise TypeError(f"{name} must be a number; got {type(value).__name__}: {value!r}")
+    shown = arr.tolist()
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{name} must be finite; got {shown}")
+    below = arr <= low if low_open else arr < low
+    above = arr >= high if high_open else arr > high
+    if np.any(below) or np.any(above):
+        if math.isinf(high):
+            want = f"> {low:g}" if low_open else f">= {low:g}"
+        else:
+            want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
+        raise ValueError(f"{name} must be {want}; got {shown}")
+
+
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
     """Raise ValueError unless `value` is one of `choices`."""
     if not isinstance(value, str) or value not in choices:
         raise ValueError(
             f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}"
         )
+
+
+def check_count(name: str, value: Any, low: int = 0, alternative: str = "") -> None:
+    """Raise ValueError unless `value` is an integer (not a bool) ``>= low``, or `alternative`."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        want = "a positive integer" if low == 1 else f"an integer >= {low}"
+        raise ValueError(f"{name} must be {want}{alternative}; got {value!r}")
+
+
+def check_key(key: Any, name: str = "key") -> tuple[int, ...]:
+    """Raise TypeError unless `key` is a JAX PRNG key (or keys); return their batch shape.
+
+    Typed keys (``jax.random.key``) and raw ``uint32[..., 2]`` keys are accepted; the batch
+    shape is ``()`` for one key and ``(K,)`` for ``jax.random.split(key, K)``.
+    """
+    if isinstance(key, (jax.Array, np.ndarray, jax.core.Tracer)):
+        if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
+            return tuple(key.shape)
+        if key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
+            return tuple(key.shape[:-1])
+    raise TypeError(
+        f"{name} must be a JAX PRNG key such as jax.random.key(0); got {type(key).__name__} "
+        f"{key!r:.60}"
+    )
+
+
+def check_tree_matches(tree: Any, like: Any, structure_error: str, leaf_error: str) -> None:
+    """Raise ValueError unless `tree` has the structure and the leaf shapes of `like`.
+
+    The messages are format strings: `structure_error` gets ``{tree}`` and ``{like}`` (the two
+    structures), `leaf_error` ``{path}``, ``{shape}`` (in `tree`) and ``{expected}``.
+    """
+    t_struct, l_struct = jax.tree.structure(tree), jax.tree.structure(like)
+    if t_struct != l_struct:
+        raise ValueError(structure_error.format(tree=t_struct, like=l_struct))
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree.leaves(tree)):
+        if np.shape(a) != np.shape(b):
+            raise ValueError(
+                leaf_error.format(
+                    path=jax.tree_util.keystr(path), shape=np.shape(b), expected=np.shape(a)
+                )
+            )
+
+
+def check_net(net: Any) -> None:
+    """Raise TypeError unless `net` is an architecture (a `jaxmlp.MLP`)."""
+    if not all(hasattr(net, f) for f in ("sizes", "activations", "output_activation")):
+        raise TypeError(f"net must be a jaxmlp.MLP; got {type(net).__name__}")
+
+
+def check_params(net: Any, params: Any, name: str = "params") -> None:
+    """Raise unless `params` is a tuple of ``{"W", "b"}`` dicts; with a `net`, of its shapes."""
+    if not isinstance(params, tuple):
+        raise TypeError(
+            f"{name} must be a tuple with one {{'W', 'b'}} dict per layer; got "
+            f"{type(params).__name__}"
+            + (" (convert it with tuple(...))" if isinstance(params, list) else "")
+        )
+    if net is not None and len(params) != net.n_layers:
+        raise ValueError(
+            f"{name} must hold {net.n_layers} layer(s) for sizes {net.sizes}; got {len(params)}"
+        )
+    for l, layer in enumerate(params):
+        if not isinstance(layer, dict) or set(layer) != {"W", "b"}:
+            got = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+            raise ValueError(f"{name}[{l}] must be a dict with keys 'W' and 'b'; got {got}")
+        for leaf in ("W", "b"):
+            check_array(f"{name}[{l}][{leaf!r}]", layer[leaf])
+        if net is None:
+            continue
+        fan_in, fan_out = net.sizes[l], net.sizes[l + 1]
+        for leaf, expected in (("W", (fan_in, fan_out)), ("b", (fan_out,))):
+            shape = tuple(np.shape(layer[leaf]))
+            if shape != expected:
+                raise ValueError(
+                    f"{name}[{l}][{leaf!r}] must have shape {expected} for sizes {net.sizes}; "
+                    f"got {shape}"
+                )
+
+
+def check_inputs(net: Any, x: Any, name: str = "x") -> None:
+    """Raise a clear error unless `x` is a finite ``(batch, net.in_features)`` array."""
+    check_array(name, x)
+    shape = tuple(np.shape(x))
+    if len(shape) != 2 or shape[1] != net.in_features:
+        hint = f" (for one example use {name}[None, :])" if shape == (net.in_features,) else ""
+        raise ValueError(f"{name} must have shape (batch, {net.in_features}); got {shape}{hint}")
+    check_finite(name, x)
+
+
+def check_loss(loss: Any, output_activation: str, out_features: int) -> None:
+    """Raise ValueError for an unknown loss or one the output activation cannot feed."""
+    check_choice("loss", loss, NAMES)
+    if loss.endswith("crossentropy") and output_activation not in PROBABILITY_OUTPUTS:
+        raise ValueError(
+            f"loss={loss!r} needs probabilities from the output layer (activation 'sigmoid' or "
+            f"'softmax'); the net's output activation is {output_activation!r}. For logits, "
+            f"use {FUSED[loss]!r} as the output activation: the loss is then computed from the "
+            f"logits, stably."
+        )
+    if loss == "categorical_crossentropy" and out_features < 2:
+        raise ValueError(
+            "loss='categorical_crossentropy' needs at least 2 outputs; for one output use "
+            "'binary_crossentropy' with a 'sigmoid' output"
+        )
+
+
+def check_labels(name: str, y: Any, batch: int, out_features: int) -> None:
+    """Raise unless `y` holds `batch` integer class labels in ``[0, out_features)``."""
+    shape, dtype = tuple(np.shape(y)), jnp.result_type(y)
+    if shape[0] != batch:
+        raise ValueError(f"{name} must hold {batch} labels, one per row of x; got {shape}")
+    if not jnp.issubdtype(dtype, jnp.integer):
+        raise ValueError(
+            f"{name} as class labels of shape ({batch},) must have an integer dtype; got "
+            f"{dtype} (use y.astype(int), or one-hot rows of shape ({batch}, {out_features}))"
+        )
+    if is_concrete(y):
+        arr = np.asarray(y)
+        if arr.size and (arr.min() < 0 or arr.max() >= out_features):
+            raise ValueError(
+                f"{name} holds class labels in [{arr.min()}, {arr.max()}]; expected integers "
+                f"in [0, {out_features - 1}] for {out_features} outputs"
+            )
+
+
+def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = "y") -> None:
+    """Raise a clear error unless `y` fits `loss` and an output of ``(batch, out_features)``."""
+    check_array(name, y)
+    shape = tuple(np.shape(y))
+    if loss == "categorical_crossentropy" and len(shape) == 1:
+        return check_labels(name, y, batch, out_features)
+    if shape != (batch, out_features):
+        if loss == "categorical_crossentropy":
+            raise ValueError(
+                f"{name} must be integer labels of shape ({batch},) or one-hot rows of shape "
+                f"({batch}, {out_features}); got {shape}"
+            )
+        hint = " (use y.reshape(-1, 1))" if shape == (batch,) and out_features == 1 else ""
+        raise ValueError(
+            f"{name} must have shape ({batch}, {out_features}) to match the net's output for "
+            f"loss={loss!r}; got {shape}{hint}"
+        )
+    check_finite(name, y)
+    if loss.endswith("crossentropy") and is_concrete(y):
+        arr = np.asarray(y)
+        if arr.size and (arr.min() < 0 or arr.max() > 1):
+            raise ValueError(
+                f"{name} for loss={loss!r} must hold targets in [0, 1]; got values in "
+                f"[{arr.min()}, {arr.max()}]"
+            )
+
+
+def check_problem(net: Any, x: Any, y: Any, loss: Any, mask: Any = None) -> None:
+    """Validate the net, the loss name against its output, the targets and mask against `x`."""
+    check_net(net)
+    check_loss(loss, net.output_activation, net.out_features)
+    batch = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None
+    if batch is not None:
+        check_targets(loss, y, batch, net.out_features)
+        if mask is not None and tuple(jnp.shape(mask)) != (batch,):
+            raise ValueError(
+                f"mask must have shape ({batch},), one weight per row of x; got "
+                f"{tuple(jnp.shape(mask))}"
+            )
+
+
+def check_counts(epochs: Any, initial_epoch: Any, batch_size: Any, n: int) -> int:
+    """Validate the epoch counts and return the batch size (``n`` for None, at most ``n``)."""
+    check_count("epochs", epochs)
+    check_count("initial_epoch", initial_epoch)
+    if batch_size is None:
+        return n
+    check_count("batch_size", batch_size, 1, " or None")
+    return min(int(batch_size), n)

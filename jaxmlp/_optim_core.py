@@ -15,7 +15,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp.schedules import FromCallable, ScheduleLike, check_range, is_schedule
+from jaxmlp._checks import check_range
+from jaxmlp.schedules import FromCallable, ScheduleLike, is_schedule
 
 Updates = Any
 OptState = Any

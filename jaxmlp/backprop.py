@@ -41,8 +41,8 @@ import jax.numpy as jnp
 
 from jaxmlp import activations as _act
 from jaxmlp import losses as _losses
+from jaxmlp._checks import check_problem
 from jaxmlp.model import MLP, Params, column_form, forward_intermediates
-from jaxmlp.objective import check_problem
 from jaxmlp.regularization import RegLike, l1_sign, penalty, per_layer
 
 

@@ -23,7 +23,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp.model import MLP, Params, check_params
+from jaxmlp._checks import check_params
+from jaxmlp.model import MLP, Params
 
 FORMAT = "jaxmlp-checkpoint"
 VERSION = 1

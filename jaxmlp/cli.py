@@ -26,6 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import losses as _losses
+from jaxmlp._checks import check_problem
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
 from jaxmlp.gradcheck import (
     ATOL,
@@ -38,7 +39,6 @@ from jaxmlp.gradcheck import (
     gradcheck,
 )
 from jaxmlp.model import INIT_SCHEMES, MLP, init_params
-from jaxmlp.objective import check_problem
 from jaxmlp.regularization import Regularization
 from jaxmlp.train_cli import add_train
 

@@ -16,12 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import check_finite
-
-
-def _check_count(name: str, v: Any) -> None:
-    if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-        raise ValueError(f"{name} must be a positive integer; got {v!r}")
+from jaxmlp._checks import check_count, check_finite
 
 
 def spiral(key: jax.Array, samples: int = 100, classes: int = 3, noise: float = 0.2):
@@ -46,8 +41,8 @@ def spiral(key: jax.Array, samples: int = 100, classes: int = 3, noise: float = 
     >>> x.shape, y.shape, int(y.max())
     ((300, 2), (300,), 2)
     """
-    _check_count("samples", samples)
-    _check_count("classes", classes)
+    check_count("samples", samples, 1)
+    check_count("classes", classes, 1)
     if not noise >= 0:
         raise ValueError(f"noise must be >= 0; got {noise!r}")
     dtype = jnp.result_type(float)
@@ -74,8 +69,8 @@ def vertical(key: jax.Array, samples: int = 100, classes: int = 3, spread: float
     >>> x.shape, y.shape
     ((150, 2), (150,))
     """
-    _check_count("samples", samples)
-    _check_count("classes", classes)
+    check_count("samples", samples, 1)
+    check_count("classes", classes, 1)
     if not spread >= 0:
         raise ValueError(f"spread must be >= 0; got {spread!r}")
     dtype = jnp.result_type(float)
@@ -100,7 +95,7 @@ def sine(samples: int = 1000):
     >>> x[:, 0].tolist(), [round(v, 3) for v in y[:, 0].tolist()]
     ([0.0, 0.25, 0.5, 0.75], [0.0, 1.0, -0.0, -1.0])
     """
-    _check_count("samples", samples)
+    check_count("samples", samples, 1)
     x = jnp.arange(samples, dtype=jnp.result_type(float))[:, None] / samples
     return x, jnp.sin(2 * jnp.pi * x)
 
@@ -253,7 +248,7 @@ def one_hot(y: Any, classes: int) -> jax.Array:
     >>> one_hot(jnp.array([0, 2]), 3).tolist()
     [[1.0, 0.0, 0.0], [0.0, 0.0, 1.0]]
     """
-    _check_count("classes", classes)
+    check_count("classes", classes, 1)
     y = jnp.asarray(y)
     if y.ndim != 1 or not jnp.issubdtype(y.dtype, jnp.integer):
         raise ValueError(f"y must be integer labels of shape (n,); got {y.dtype} {y.shape}")

@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmlp import sharding as _sharding
-from jaxmlp._checks import check_choice
+from jaxmlp._checks import check_choice, check_params, check_problem
 from jaxmlp.fit import (
     _ORDER,
     FitResult,
@@ -41,8 +41,7 @@ from jaxmlp.fit import (
     _run_compiled,
     _zero_strengths,
 )
-from jaxmlp.model import MLP, Params, check_params
-from jaxmlp.objective import check_problem
+from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import _FIELDS, RegLike, Regularization, per_layer
 from jaxmlp.train import GRADS

@@ -33,9 +33,9 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxmlp import sharding as _sharding
-from jaxmlp._checks import check_choice, is_concrete
-from jaxmlp.model import MLP, Params, check_inputs, check_params, forward
-from jaxmlp.objective import check_problem, objective, objective_and_output
+from jaxmlp._checks import check_choice, check_inputs, check_params, check_problem, is_concrete
+from jaxmlp.model import MLP, Params, forward
+from jaxmlp.objective import objective, objective_and_output
 from jaxmlp.optim import Optimizer, OptState, apply_updates, learning_rate_of
 from jaxmlp.regularization import _FIELDS, RegLike, Regularization, penalty, per_layer
 from jaxmlp.train import GRADS, value_and_grads

@@ -30,16 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import losses as _losses
+from jaxmlp._checks import check_inputs, check_key, check_params, check_problem
 from jaxmlp.backprop import backprop
-from jaxmlp.model import (
-    MLP,
-    Params,
-    _check_key,
-    check_inputs,
-    check_params,
-    forward_intermediates,
-)
-from jaxmlp.objective import check_problem, objective
+from jaxmlp.model import MLP, Params, forward_intermediates
+from jaxmlp.objective import objective
 from jaxmlp.regularization import RegLike, per_layer
 
 RTOL, ATOL = 1e-7, 1e-9
@@ -400,7 +394,7 @@ def _float64(a: Any) -> jax.Array:
 
 def _seed(key: Any) -> np.ndarray:
     """A NumPy seed from a JAX PRNG key (typed or raw ``uint32[2]``)."""
-    _check_key(key)
+    check_key(key)
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.asarray(key).ravel()

@@ -16,10 +16,9 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
 from jaxmlp import activations as _act
-from jaxmlp._checks import check_array, check_choice, check_finite
+from jaxmlp._checks import check_choice, check_count, check_inputs, check_key, check_params
 
 Params = tuple[dict[str, jax.Array], ...]
 """One ``{"W": (fan_in, fan_out), "b": (fan_out,)}`` dict per layer, input layer first."""
@@ -58,8 +57,7 @@ class MLP:
                 f"sizes must hold at least 2 entries (inputs and outputs); got {sizes!r}"
             )
         for i, n in enumerate(sizes):
-            if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-                raise ValueError(f"sizes[{i}] must be a positive integer; got {n!r}")
+            check_count(f"sizes[{i}]", n, 1)
         if len(acts) != len(sizes) - 1:
             raise ValueError(
                 f"activations must hold one name per layer: {len(sizes) - 1} for sizes "
@@ -118,7 +116,7 @@ def init_params(key: jax.Array, net: MLP, scheme: str = "he", dtype: Any = None)
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a jaxmlp.MLP; got {type(net).__name__}")
     check_choice("scheme", scheme, INIT_SCHEMES)
-    _check_key(key)
+    check_key(key)
     dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype; got {dtype}")
@@ -135,55 +133,6 @@ def init_params(key: jax.Array, net: MLP, scheme: str = "he", dtype: Any = None)
             W = 0.01 * jax.random.normal(k, shape, dtype)
         params.append({"W": W, "b": jnp.zeros((fan_out,), dtype)})
     return tuple(params)
-
-
-def _check_key(key: Any) -> None:
-    if isinstance(key, (jax.Array, np.ndarray)) or isinstance(key, jax.core.Tracer):
-        dtype = key.dtype
-        if jnp.issubdtype(dtype, jax.dtypes.prng_key):
-            return
-        if dtype == jnp.uint32 and key.shape == (2,):
-            return
-    raise TypeError(
-        f"key must be a JAX PRNG key such as jax.random.key(0); got {type(key).__name__} "
-        f"{key!r:.60}"
-    )
-
-
-def check_params(net: MLP, params: Any, name: str = "params") -> None:
-    """Raise a clear error unless `params` is a tuple of ``{"W", "b"}`` dicts matching `net`."""
-    if not isinstance(params, tuple):
-        raise TypeError(
-            f"{name} must be a tuple with one {{'W', 'b'}} dict per layer; got "
-            f"{type(params).__name__}"
-            + (" (convert it with tuple(...))" if isinstance(params, list) else "")
-        )
-    if len(params) != net.n_layers:
-        raise ValueError(
-            f"{name} must hold {net.n_layers} layer(s) for sizes {net.sizes}; got {len(params)}"
-        )
-    for l, (layer, fan_in, fan_out) in enumerate(zip(params, net.sizes[:-1], net.sizes[1:])):
-        if not isinstance(layer, dict) or set(layer) != {"W", "b"}:
-            got = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
-            raise ValueError(f"{name}[{l}] must be a dict with keys 'W' and 'b'; got {got}")
-        for leaf, expected in (("W", (fan_in, fan_out)), ("b", (fan_out,))):
-            check_array(f"{name}[{l}][{leaf!r}]", layer[leaf])
-            shape = tuple(np.shape(layer[leaf]))
-            if shape != expected:
-                raise ValueError(
-                    f"{name}[{l}][{leaf!r}] must have shape {expected} for sizes {net.sizes}; "
-                    f"got {shape}"
-                )
-
-
-def check_inputs(net: MLP, x: Any, name: str = "x") -> None:
-    """Raise a clear error unless `x` is a finite ``(batch, net.in_features)`` array."""
-    check_array(name, x)
-    shape = tuple(np.shape(x))
-    if len(shape) != 2 or shape[1] != net.in_features:
-        hint = f" (for one example use {name}[None, :])" if shape == (net.in_features,) else ""
-        raise ValueError(f"{name} must have shape (batch, {net.in_features}); got {shape}{hint}")
-    check_finite(name, x)
 
 
 def forward_intermediates(

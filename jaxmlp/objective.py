@@ -2,29 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
-import jax.numpy as jnp
 
 from jaxmlp import losses as _losses
+from jaxmlp._checks import check_problem
 from jaxmlp.model import MLP, Params, forward_intermediates
 from jaxmlp.regularization import RegLike, penalty
-
-
-def check_problem(net: MLP, x: Any, y: Any, loss: Any, mask: Any = None) -> None:
-    """Validate the loss name against the net's output, and the targets and mask against `x`."""
-    if not isinstance(net, MLP):
-        raise TypeError(f"net must be a jaxmlp.MLP; got {type(net).__name__}")
-    _losses.check_loss(loss, net.output_activation, net.out_features)
-    batch = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None
-    if batch is not None:
-        _losses.check_targets(loss, y, batch, net.out_features)
-        if mask is not None and tuple(jnp.shape(mask)) != (batch,):
-            raise ValueError(
-                f"mask must have shape ({batch},), one weight per row of x; got "
-                f"{tuple(jnp.shape(mask))}"
-            )
 
 
 def objective(

@@ -31,7 +31,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import is_concrete
+from jaxmlp._checks import check_range, is_concrete
 from jaxmlp._optim_core import (
     RANGES,
     Optimizer,
@@ -47,7 +47,7 @@ from jaxmlp._optim_core import (
     need_params,
     next_count,
 )
-from jaxmlp.schedules import FromCallable, ScheduleLike, check_range, is_schedule
+from jaxmlp.schedules import FromCallable, ScheduleLike, is_schedule
 from jaxmlp.transforms import (
     ClipState,
     ProximalL1State,

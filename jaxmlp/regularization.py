@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmlp._checks import check_nonnegative
+from jaxmlp._checks import check_nonnegative, check_params
 
 _FIELDS = ("l1w", "l1b", "l2w", "l2b")
 
@@ -154,7 +154,7 @@ def penalty(params, reg: RegLike) -> jax.Array:
     >>> float(penalty(params, Regularization(0.01, 0.005, 0.001, 0.0005)))  # doctest: +ELLIPSIS
     0.02885...
     """
-    _check_params_tree(params)
+    check_params(None, params)
     total = jnp.zeros((), jnp.result_type(*[p["W"] for p in params]))
     for layer, r in zip(params, per_layer(reg, len(params))):
         W, b = layer["W"], layer["b"]
@@ -180,7 +180,7 @@ def penalty_grad(params, reg: RegLike):
 
     ``sign(0) = +1`` (see `l1_sign`). Returns a pytree shaped like `params`.
     """
-    _check_params_tree(params)
+    check_params(None, params)
     grads = []
     for layer, r in zip(params, per_layer(reg, len(params))):
         W, b = layer["W"], layer["b"]
@@ -191,13 +191,3 @@ def penalty_grad(params, reg: RegLike):
             }
         )
     return tuple(grads)
-
-
-def _check_params_tree(params: Any) -> None:
-    if not isinstance(params, tuple) or not all(
-        isinstance(p, dict) and set(p) == {"W", "b"} for p in params
-    ):
-        raise TypeError(
-            "params must be a tuple of {'W', 'b'} dicts, one per layer; got "
-            f"{type(params).__name__}"
-        )

@@ -30,7 +30,6 @@ Schedules, with ``t`` the step:
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
 from typing import Any, NamedTuple
 
@@ -38,7 +37,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import is_concrete
+from jaxmlp._checks import check_range, is_concrete
 
 
 def _float(value: Any) -> jax.Array:
@@ -48,38 +47,6 @@ def _float(value: Any) -> jax.Array:
 def _t(step: Any, like: jax.Array) -> jax.Array:
     """The step as a float of the schedule's dtype."""
     return jnp.asarray(step).astype(like.dtype)
-
-
-def check_range(
-    name: str,
-    value: Any,
-    low: float = 0.0,
-    high: float = math.inf,
-    *,
-    low_open: bool = False,
-    high_open: bool = True,
-) -> None:
-    """Raise unless a concrete `value` is a finite number (or array) inside the interval.
-
-    Values that are tracers (inside `jit` or `vmap`) are not checked. The message names the
-    argument, the interval and the value received.
-    """
-    if not is_concrete(value):
-        return
-    arr = np.asarray(value)
-    if not (np.issubdtype(arr.dtype, np.number) or arr.dtype == np.bool_):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}: {value!r}")
-    shown = arr.tolist()
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; got {shown}")
-    below = arr <= low if low_open else arr < low
-    above = arr >= high if high_open else arr > high
-    if np.any(below) or np.any(above):
-        if math.isinf(high):
-            want = f"> {low:g}" if low_open else f">= {low:g}"
-        else:
-            want = f"in {'(' if low_open else '['}{low:g}, {high:g}{')' if high_open else ']'}"
-        raise ValueError(f"{name} must be {want}; got {shown}")
 
 
 class Constant(NamedTuple):

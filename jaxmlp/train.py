@@ -13,9 +13,8 @@ from typing import Any
 
 import jax
 
-from jaxmlp._checks import check_choice
+from jaxmlp._checks import check_choice, check_loss
 from jaxmlp.backprop import value_output_and_backprop
-from jaxmlp.losses import check_loss
 from jaxmlp.model import MLP, Params
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, OptState, apply_updates

@@ -45,10 +45,10 @@ import numpy as np
 from jaxmlp import checkpoint, datasets, schedules
 from jaxmlp import losses as _losses
 from jaxmlp import optim as _optim
+from jaxmlp._checks import check_inputs, check_problem
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
 from jaxmlp.fit import evaluate, fit, task_of
-from jaxmlp.model import INIT_SCHEMES, MLP, check_inputs, init_params
-from jaxmlp.objective import check_problem
+from jaxmlp.model import INIT_SCHEMES, MLP, init_params
 from jaxmlp.regularization import Regularization
 
 GENERATED = ("spiral", "vertical", "sine")

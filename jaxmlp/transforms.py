@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp._checks import check_range
 from jaxmlp._optim_core import (
     Optimizer,
     as_learning_rate,
@@ -33,7 +34,7 @@ from jaxmlp._optim_core import (
     need_params,
     next_count,
 )
-from jaxmlp.schedules import ScheduleLike, check_range
+from jaxmlp.schedules import ScheduleLike
 
 # ---------------------------------------------------------------------------------------------
 # Clipping

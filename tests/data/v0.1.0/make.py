@@ -21,7 +21,7 @@ import jaxmlp as jm
 from jaxmlp.cli import main
 
 
-def main(out):
+def make(out):
     """Write the three items into the folder `out`."""
     common = ["train", "--no-progress", "--no-plots", "--batch-size", "64", "--hidden", "16"]
     assert main([*common, "--epochs", "3", "--out", f"{out}/run_epoch3"]) == 0
@@ -44,4 +44,4 @@ def main(out):
 
 
 if __name__ == "__main__":
-    main(sys.argv[1])
+    make(sys.argv[1])
