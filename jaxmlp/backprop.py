@@ -34,8 +34,6 @@ there too: ``relu'(0) = 0``, ``leaky_relu'(0) = 0.01``, L1's ``sign(0) = +1``.
 
 from __future__ import annotations
 
-from typing import Any
-
 import jax
 import jax.numpy as jnp
 
@@ -43,7 +41,7 @@ from jaxmlp import activations as _act
 from jaxmlp import losses as _losses
 from jaxmlp._checks import check_problem
 from jaxmlp.model import MLP, Params, column_form, forward_intermediates
-from jaxmlp.regularization import RegLike, l1_sign, penalty, per_layer
+from jaxmlp.regularization import RegLike, add_penalty_grad, penalty, per_layer
 
 
 def backprop(
@@ -189,8 +187,8 @@ def _backward(
         else:
             dW = a_prev.T @ delta  # seeds: HO^T · err
             db = jnp.sum(delta, axis=0)  # seeds: B += lr · err, summed over the batch
-        dW = _plus_penalty_grad(dW, W, r.l1w, r.l2w)  # seeds 001–003: λ·sign(w) + 2λw
-        db = _plus_penalty_grad(db, b, r.l1b, r.l2b)
+        dW = add_penalty_grad(dW, W, r.l1w, r.l2w)  # seeds 001–003: λ·sign(w) + 2λw
+        db = add_penalty_grad(db, b, r.l1b, r.l2b)
         grads.append({"W": dW.astype(W.dtype), "b": db.astype(b.dtype)})
         if l > 0:
             f_prev = _act.get(net.activations[l - 1])
@@ -201,19 +199,3 @@ def _backward(
             else:  # softmax: its vector-Jacobian product runs over the features, in rows
                 delta = f_prev.backward(zs[l - 1], (W @ delta).T).T
     return tuple(reversed(grads))
-
-
-def _plus_penalty_grad(g: jax.Array, w: jax.Array, l1: Any, l2: Any) -> jax.Array:
-    """``g + l1·sign(w) + 2·l2·w``, with ``sign(0) = +1``.
-
-    A strength that is a literal 0 (no regularization) adds no work, as in a plain backward pass.
-    """
-    if not _literal_zero(l1):
-        g = g + l1 * l1_sign(w)  # seeds: ∂(λ·Σ|w|)/∂w = λ·sign(w), +λ at 0 (`if weight >= 0: 1`)
-    if not _literal_zero(l2):
-        g = g + 2 * l2 * w  # seeds: ∂(λ·Σw²)/∂w = 2λw
-    return g
-
-
-def _literal_zero(v: Any) -> bool:
-    return isinstance(v, (int, float)) and v == 0

@@ -36,11 +36,11 @@ from jaxmlp.fit import (
     _epoch_loop,
     _history_buffers,
     _history_names,
-    _precision,
     _progress_bar,
     _run_compiled,
     _zero_strengths,
 )
+from jaxmlp.metrics import precision_of
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import _FIELDS, RegLike, Regularization, per_layer
@@ -341,7 +341,7 @@ def fit_many(
     )
     names = _history_names(validation is not None)
     buffers = _history_buffers(names, net.n_layers, x.dtype, lead=(K,))
-    args = (key, x, y, xv, yv, regs, _precision(loss, y, x.dtype))
+    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))
     alive = jnp.ones((K,), bool)
     if mesh is not None:
         params, state, buffers, args, alive = _place_models(

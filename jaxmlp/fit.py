@@ -34,6 +34,7 @@ from jax.sharding import Mesh
 
 from jaxmlp import sharding as _sharding
 from jaxmlp._checks import check_choice, check_inputs, check_params, check_problem, is_concrete
+from jaxmlp.metrics import correct, precision_of, weight_stats
 from jaxmlp.model import MLP, Params, forward
 from jaxmlp.objective import objective, objective_and_output
 from jaxmlp.optim import Optimizer, OptState, apply_updates, learning_rate_of
@@ -58,31 +59,6 @@ class FitResult(NamedTuple):
     opt_state: OptState
     history: dict[str, np.ndarray]
     stop_reason: str | None
-
-
-def task_of(loss: str) -> str:
-    """``"classification"`` for the cross-entropies, ``"regression"`` for mse and mae."""
-    return "classification" if loss.endswith("crossentropy") else "regression"
-
-
-def _correct(loss: str, out: jax.Array, y: jax.Array, precision: jax.Array) -> jax.Array:
-    """Per-example count of correct predictions (per-element for binary and regression)."""
-    if loss == "categorical_crossentropy":
-        labels = y if y.ndim == 1 else jnp.argmax(y, axis=1)
-        return (jnp.argmax(out, axis=1) == labels).astype(out.dtype)
-    if loss == "binary_crossentropy":
-        return jnp.mean(((out > 0.5) == (y > 0.5)).astype(out.dtype), axis=1)
-    return jnp.mean((jnp.abs(out - y) < precision).astype(out.dtype), axis=1)
-
-
-def weight_stats(params: Params) -> dict[str, jax.Array]:
-    """Per layer: ``Σ|W|`` (``w_l1``), ``√ΣW²`` (``w_l2``), share of exact zeros (``w_zeros``)."""
-    Ws = [p["W"] for p in params]
-    return {
-        "w_l1": jnp.stack([jnp.sum(jnp.abs(W)) for W in Ws]),
-        "w_l2": jnp.stack([jnp.sqrt(jnp.sum(W * W)) for W in Ws]),
-        "w_zeros": jnp.stack([jnp.mean((W == 0).astype(W.dtype)) for W in Ws]),
-    }
 
 
 def _tree_finite(tree: Any) -> jax.Array:
@@ -204,16 +180,16 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, 
             )
             updates, state = opt.update(g, state, params)
             params = apply_updates(params, updates)
-            correct = _correct(loss, out, yb, precision)
+            hits = correct(loss, out, yb, precision)
             if m is None:
-                k, correct = batch_size, jnp.sum(correct)
+                k, hits = batch_size, jnp.sum(hits)
             else:
-                k, correct = jnp.sum(m), jnp.sum(m * correct)  # k: real examples in the batch
+                k, hits = jnp.sum(m), jnp.sum(m * hits)  # k: real examples in the batch
             sums = {
                 "loss": sums["loss"] + k * total,
                 "data_loss": sums["data_loss"] + k * parts["data"],
                 "penalty": sums["penalty"] + k * parts["penalty"],
-                "accuracy": sums["accuracy"] + correct,
+                "accuracy": sums["accuracy"] + hits,
             }
             return (params, state, sums), None
 
@@ -227,7 +203,7 @@ def _epoch_fn(net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, 
         if has_val:
             _, (parts, out) = objective_and_output(net, params, xv, yv, loss=loss, reg=reg)
             row["val_loss"] = parts["data"]
-            row["val_accuracy"] = jnp.mean(_correct(loss, out, yv, precision))
+            row["val_accuracy"] = jnp.mean(correct(loss, out, yv, precision))
         ok = jnp.isfinite(row["loss"]) & _tree_finite(params)
         return params, state, row, ok
 
@@ -406,12 +382,6 @@ def _check_data(net: MLP, x: jax.Array, reg: RegLike, name: str = "x") -> None:
     per_layer(reg, net.n_layers)
 
 
-def _precision(loss: str, y: jax.Array, dtype: Any) -> jax.Array:
-    """The regression accuracy's tolerance ``std(y)/250`` (0, unused, for classification)."""
-    precision = jnp.std(y) / 250 if task_of(loss) == "regression" else jnp.zeros(())
-    return precision.astype(dtype)
-
-
 def _history_names(has_val: bool) -> list[str]:
     names = ["loss", "data_loss", "penalty", "accuracy", "learning_rate"]
     return names + (["val_loss", "val_accuracy"] if has_val else [])
@@ -531,7 +501,7 @@ def fit(
         mesh=mesh,
     )
     buffers = _history_buffers(_history_names(validation is not None), net.n_layers, x.dtype)
-    args = (key, x, y, xv, yv, regs, _precision(loss, y, x.dtype))
+    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))
     alive = jnp.asarray(True)
     if mesh is not None:
         buffers, args, alive = _sharding._place((buffers, args, alive), _sharding.replicated(mesh))
@@ -608,20 +578,20 @@ def evaluate(
     check_params(net, params)
     x, y = jnp.asarray(x), jnp.asarray(y)
     _check_data(net, x, reg)
-    precision = jnp.std(y) / 250 if task_of(loss) == "regression" else jnp.zeros(())
+    precision = precision_of(loss, y, x.dtype)
     n = x.shape[0]
-    data_sum, correct = 0.0, 0.0
+    data_sum, hits = 0.0, 0.0
     for start in range(0, n, batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        d, c = _eval_batch(net, loss, params, xb, yb, precision.astype(x.dtype))
+        d, c = _eval_batch(net, loss, params, xb, yb, precision)
         data_sum += float(d) * len(xb)
-        correct += float(c)
+        hits += float(c)
     pen = float(penalty(params, reg))
     return {
         "loss": data_sum / n + pen,
         "data_loss": data_sum / n,
         "penalty": pen,
-        "accuracy": correct / n,
+        "accuracy": hits / n,
     }
 
 
@@ -629,7 +599,7 @@ def evaluate(
 def _eval_batch(net, loss, params, x, y, precision):
     total, parts = objective(net, params, x, y, loss=loss)
     out = forward(net, params, x)
-    return parts["data"], jnp.sum(_correct(loss, out, y, precision))
+    return parts["data"], jnp.sum(correct(loss, out, y, precision))
 
 
 def predict(net: MLP, params: Params, x: Any, *, batch_size: int = 4096) -> jax.Array:

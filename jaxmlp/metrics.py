@@ -1,4 +1,14 @@
-"""Metrics computed from the network's output."""
+"""Metrics computed from the network's output: the one accuracy rule, and weight statistics.
+
+The accuracy rule (`correct`) depends on the loss the net is trained with:
+
+- ``categorical_crossentropy``: the predicted class is the ``argmax`` of the row;
+- ``binary_crossentropy``: an output is right when ``output > 0.5`` agrees with ``y > 0.5``;
+- ``mse`` and ``mae``: the book's regression "accuracy", ``|ŷ − y| < precision``, with
+  ``precision = std(y_train) / 250``.
+
+`jaxmlp.fit`'s history, `jaxmlp.evaluate`, `accuracy` and the plots all use it.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +17,48 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+from jaxmlp.model import Params
+
+
+def task_of(loss: str) -> str:
+    """``"classification"`` for the cross-entropies, ``"regression"`` for mse and mae."""
+    return "classification" if loss.endswith("crossentropy") else "regression"
+
+
+def precision_of(loss: str, y: Any, dtype: Any = None) -> jax.Array:
+    """The regression accuracy's tolerance ``std(y) / 250`` (0, unused, for classification)."""
+    precision = jnp.std(y) / 250 if task_of(loss) == "regression" else jnp.zeros(())
+    return precision.astype(dtype or jnp.result_type(float))
+
+
+def predicted_class(outputs: jax.Array) -> jax.Array:
+    """The class each row predicts: ``argmax``, or ``output > 0.5`` for a single output."""
+    if outputs.shape[-1] == 1:
+        return (outputs[..., 0] > 0.5).astype(jnp.int32)
+    return jnp.argmax(outputs, axis=-1)
+
+
+def correct(loss: str, outputs: jax.Array, y: jax.Array, precision: Any = 0.0) -> jax.Array:
+    """Per example, the share of its predictions that are right (1 or 0 for one class).
+
+    Args:
+      loss: the loss the net is trained with; it decides the rule (see the module's docstring).
+      outputs: the network's output ``(batch, outputs)``.
+      y: integer labels ``(batch,)`` or targets shaped like `outputs`.
+      precision: the regression tolerance (`precision_of`), unused for classification.
+
+    Returns:
+      An array ``(batch,)`` of the outputs' dtype.
+    """
+    if loss == "categorical_crossentropy":
+        labels = y if y.ndim == 1 else jnp.argmax(y, axis=1)
+        return (jnp.argmax(outputs, axis=1) == labels).astype(outputs.dtype)
+    if loss == "binary_crossentropy":
+        hit = (outputs > 0.5) == (y > 0.5)
+    else:
+        hit = jnp.abs(outputs - y) < precision
+    return jnp.mean(hit.astype(outputs.dtype), axis=1)
 
 
 def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
@@ -24,22 +76,16 @@ def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
     if outputs.ndim != 2:
         raise ValueError(f"outputs must have shape (batch, outputs); got {outputs.shape}")
     batch, width = outputs.shape
-    if width == 1:
-        if y.shape != (batch, 1):
-            raise ValueError(
-                f"y must have shape ({batch}, 1) for one output; got {tuple(np.shape(y))}"
-            )
-        correct = (outputs > 0.5) == (y > 0.5)
-    else:
-        if y.shape == (batch, width):
-            y = jnp.argmax(y, axis=1)
-        elif y.shape != (batch,):
-            raise ValueError(
-                f"y must be labels of shape ({batch},) or one-hot rows of shape "
-                f"({batch}, {width}); got {tuple(np.shape(y))}"
-            )
-        correct = jnp.argmax(outputs, axis=1) == y
-    return jnp.mean(correct.astype(jnp.result_type(float)))
+    if width == 1 and y.shape != (batch, 1):
+        raise ValueError(f"y must have shape ({batch}, 1) for one output; got {tuple(np.shape(y))}")
+    if width > 1 and y.shape not in ((batch,), (batch, width)):
+        raise ValueError(
+            f"y must be labels of shape ({batch},) or one-hot rows of shape "
+            f"({batch}, {width}); got {tuple(np.shape(y))}"
+        )
+    loss = "binary_crossentropy" if width == 1 else "categorical_crossentropy"
+    out = outputs.astype(jnp.result_type(float))
+    return jnp.mean(correct(loss, out, y))
 
 
 def regression_accuracy(outputs: jax.Array, y: jax.Array, precision: Any = None) -> jax.Array:
@@ -55,7 +101,15 @@ def regression_accuracy(outputs: jax.Array, y: jax.Array, precision: Any = None)
     outputs, y = jnp.asarray(outputs), jnp.asarray(y)
     if outputs.shape != y.shape:
         raise ValueError(f"y must have the shape of outputs {outputs.shape}; got {y.shape}")
-    if precision is None:
-        precision = jnp.std(y) / 250
-    close = jnp.abs(outputs - y) < precision
-    return jnp.mean(close.astype(jnp.result_type(float)))
+    precision = precision_of("mse", y) if precision is None else precision
+    return jnp.mean(correct("mse", outputs, y, precision))
+
+
+def weight_stats(params: Params) -> dict[str, jax.Array]:
+    """Per layer: ``Σ|W|`` (``w_l1``), ``√ΣW²`` (``w_l2``), share of exact zeros (``w_zeros``)."""
+    Ws = [p["W"] for p in params]
+    return {
+        "w_l1": jnp.stack([jnp.sum(jnp.abs(W)) for W in Ws]),
+        "w_l2": jnp.stack([jnp.sqrt(jnp.sum(W * W)) for W in Ws]),
+        "w_zeros": jnp.stack([jnp.mean((W == 0).astype(W.dtype)) for W in Ws]),
+    }

@@ -12,6 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp.metrics import predicted_class
 from jaxmlp.model import MLP, Params, forward
 
 
@@ -92,8 +93,8 @@ def plot_decision_boundary(
         np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
     )
     grid = jnp.asarray(np.c_[gx.ravel(), gy.ravel()], dtype=jnp.result_type(float))
-    out = np.asarray(forward(net, params, grid))
-    pred = (out[:, 0] > 0.5).astype(int) if out.shape[1] == 1 else out.argmax(axis=1)
+    out = forward(net, params, grid)
+    pred = np.asarray(predicted_class(out))
     own = ax is None
     if own:
         fig, ax = plt.subplots(figsize=(5, 5), dpi=100)

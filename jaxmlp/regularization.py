@@ -164,8 +164,7 @@ def penalty(params, reg: RegLike) -> jax.Array:
             (r.l2w, W, True),
             (r.l2b, b, True),
         ):
-            # A strength that is a Python 0 adds no work (jaxmlp.fit passes zeros that way).
-            if not (isinstance(strength, (int, float)) and strength == 0):
+            if not is_literal_zero(strength):
                 total = total + strength * jnp.sum(w * w if square else jnp.abs(w))
     return total
 
@@ -175,19 +174,40 @@ def l1_sign(w: jax.Array) -> jax.Array:
     return jnp.where(w >= 0, jnp.ones_like(w), -jnp.ones_like(w))
 
 
+def is_literal_zero(strength: Any) -> bool:
+    """True for a strength that is a Python 0: its term is left out, costing no work.
+
+    `jaxmlp.fit` passes the strengths that are exactly 0 this way.
+    """
+    return isinstance(strength, (int, float)) and strength == 0
+
+
+def add_penalty_grad(g: jax.Array, w: jax.Array, l1: Any, l2: Any) -> jax.Array:
+    """``g + l1·sign(w) + 2·l2·w``: a leaf's gradient plus the penalty's, ``sign(0) = +1``.
+
+    The seeds' ``λ·sign(w)`` and ``2λw``; a strength that is a literal 0 adds no work.
+    """
+    if not is_literal_zero(l1):
+        g = g + l1 * l1_sign(w)  # seeds: ∂(λ·Σ|w|)/∂w = λ·sign(w), +λ at 0 (`if weight >= 0: 1`)
+    if not is_literal_zero(l2):
+        g = g + 2 * l2 * w  # seeds: ∂(λ·Σw²)/∂w = 2λw
+    return g
+
+
 def penalty_grad(params, reg: RegLike):
     """Hand-written gradient of `penalty`: ``l1·sign(w) + 2·l2·w`` per weight and bias.
 
-    ``sign(0) = +1`` (see `l1_sign`). Returns a pytree shaped like `params`.
+    ``sign(0) = +1`` (see `l1_sign`). Returns a pytree shaped like `params`; `jaxmlp.backprop`
+    adds the same terms (`add_penalty_grad`) to the data loss's gradient.
     """
     check_params(None, params)
     grads = []
     for layer, r in zip(params, per_layer(reg, len(params))):
-        W, b = layer["W"], layer["b"]
+        leaf = {"W": (r.l1w, r.l2w), "b": (r.l1b, r.l2b)}
         grads.append(
             {
-                "W": (r.l1w * l1_sign(W) + 2 * r.l2w * W).astype(W.dtype),
-                "b": (r.l1b * l1_sign(b) + 2 * r.l2b * b).astype(b.dtype),
+                k: add_penalty_grad(jnp.zeros_like(w), w, *leaf[k]).astype(w.dtype)
+                for k, w in layer.items()
             }
         )
     return tuple(grads)

@@ -47,7 +47,8 @@ from jaxmlp import losses as _losses
 from jaxmlp import optim as _optim
 from jaxmlp._checks import check_inputs, check_problem
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
-from jaxmlp.fit import evaluate, fit, task_of
+from jaxmlp.fit import evaluate, fit
+from jaxmlp.metrics import task_of
 from jaxmlp.model import INIT_SCHEMES, MLP, init_params
 from jaxmlp.regularization import Regularization
 

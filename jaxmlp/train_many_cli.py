@@ -25,7 +25,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import ensemble as _ensemble
-from jaxmlp.fit import _select, task_of
+from jaxmlp.fit import _select
+from jaxmlp.metrics import task_of
 from jaxmlp.model import init_params
 from jaxmlp.train_cli import (
     RUN_KEYS,
