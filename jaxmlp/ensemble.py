@@ -7,13 +7,13 @@ from a list, `unstack` splits them again); a regularization strength is either o
 shared by all models or an array of K values. Model ``k`` gets exactly the updates, history and
 final parameters that ``fit`` would give it alone (to float rounding): this is the tool for λ
 sweeps, learning-rate sweeps and seed ensembles. It compiles once instead of K times and runs
-one loop instead of K; how much time it saves beyond that depends on how well the device runs
-batched matrix products of the net's sizes (``benchmarks/bench_many.py`` measures it).
+one loop instead of K (the driver and the program are `fit`'s, with the models axis as an
+option); how much time it saves beyond that depends on how well the device runs batched matrix
+products of the net's sizes (``benchmarks/bench_many.py`` measures it).
 """
 
 from __future__ import annotations
 
-import functools
 import warnings
 from collections.abc import Sequence
 from typing import Any, NamedTuple
@@ -24,26 +24,15 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxmlp import sharding as _sharding
-from jaxmlp._checks import check_choice, check_params, check_problem
-from jaxmlp.fit import (
-    _ORDER,
-    FitResult,
-    _check_counts,
-    _check_data,
-    _check_validation,
-    _epoch_fn,
-    _epoch_loop,
-    _history_buffers,
-    _history_names,
-    _progress_bar,
-    _run_compiled,
-    _zero_strengths,
-)
+from jaxmlp import _placement
+from jaxmlp._checks import check_choice, check_key, check_net, check_params
+from jaxmlp._driver import Callback, check_callback, check_data, train
+from jaxmlp._epochs import Models, Spec, history_buffers, zero_strengths
+from jaxmlp.fit import FitResult, stop_reason
 from jaxmlp.metrics import precision_of
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
-from jaxmlp.regularization import _FIELDS, RegLike, Regularization, per_layer
+from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
 from jaxmlp.train import GRADS
 
 
@@ -127,38 +116,31 @@ def unstack(tree: Any) -> list[Any]:
     return [take(tree, k) for k in range(jnp.shape(leaves[0])[0])]
 
 
+def _check_models_axis(name: str, tree: Any, K: int, hint: str) -> None:
+    """Raise unless every leaf of `tree` has a leading axis of `K` models."""
+    for path, leaf in jax.tree_util.tree_leaves_with_path(tree):
+        if np.ndim(leaf) < 1 or np.shape(leaf)[0] != K:
+            raise ValueError(
+                f"{name}{jax.tree_util.keystr(path)} must have a leading axis of K = {K} models "
+                f"{hint}; got shape {tuple(np.shape(leaf))}"
+            )
+
+
 def _n_models(net: MLP, params: Any) -> int:
     """K from stacked `params`, with errors that say how stacking looks."""
     if not isinstance(params, tuple) or not params or not isinstance(params[0], dict):
         check_params(net, params)  # raises the usual structural error
     W0 = params[0].get("W")
-    expected = (net.sizes[0], net.sizes[1])
     if np.ndim(W0) != 3:
         raise ValueError(
             "params must be stacked, every leaf with a leading axis of K models "
             f"(jaxmlp.ensemble.stack([...])): params[0]['W'] should have shape (K, "
-            f"{expected[0]}, {expected[1]}); got {tuple(np.shape(W0))}"
+            f"{net.sizes[0]}, {net.sizes[1]}); got {tuple(np.shape(W0))}"
         )
     K = int(np.shape(W0)[0])
-    for l, layer in enumerate(params):
-        for leaf, a in layer.items() if isinstance(layer, dict) else ():
-            if np.ndim(a) < 1 or np.shape(a)[0] != K:
-                raise ValueError(
-                    f"params[{l}][{leaf!r}] must have a leading axis of K = {K} models (from "
-                    f"params[0]['W']); got shape {tuple(np.shape(a))}"
-                )
+    _check_models_axis("params", params, K, "(from params[0]['W'])")
     check_params(net, take(params, 0))
     return K
-
-
-def _check_state(state: Any, K: int) -> None:
-    for path, leaf in jax.tree_util.tree_leaves_with_path(state):
-        if np.ndim(leaf) < 1 or np.shape(leaf)[0] != K:
-            raise ValueError(
-                f"opt_state{jax.tree_util.keystr(path)} must have a leading axis of K = {K} "
-                f"models (stack K states with jaxmlp.ensemble.stack); got shape "
-                f"{tuple(np.shape(leaf))}"
-            )
 
 
 def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[Any, ...], ...]]:
@@ -167,7 +149,7 @@ def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[A
     axes = []
     for l, r in enumerate(regs):
         row = []
-        for name in _FIELDS:
+        for name in FIELDS:
             shape = tuple(np.shape(getattr(r, name)))
             if shape not in ((), (K,)):
                 raise ValueError(
@@ -181,39 +163,29 @@ def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[A
 
 def _key_axis(key: Any, K: int) -> int | None:
     """None for one key shared by all models, 0 for K keys (one shuffle order per model)."""
-    typed = jnp.issubdtype(key.dtype, jax.dtypes.prng_key)
-    shape = tuple(key.shape) if typed else tuple(key.shape[:-1])
-    if not typed and (key.dtype != jnp.uint32 or key.shape[-1:] != (2,)):
-        raise TypeError(f"key must be a JAX PRNG key such as jax.random.key(0); got {key!r:.60}")
-    if shape == ():
-        return None
-    if shape == (K,):
-        return 0
+    shape = check_key(key)
+    if shape in ((), (K,)):
+        return None if shape == () else 0
     raise ValueError(
         f"key must be one PRNG key (the same shuffles for every model) or {K} keys, one per "
         f"model (jax.random.split(key, {K})); got keys of shape {shape}"
     )
 
 
-@functools.lru_cache(maxsize=16)
-def _make_many(
-    net, opt, *, loss, grads, n, batch_size, shuffle, has_val, zeros, reg_axes, key_axis
-):
-    """The compiled program of `fit_many`: `fit`'s epoch under `jax.vmap`, in its epoch loop."""
-    epoch_fn = _epoch_fn(
-        net, opt, loss=loss, grads=grads, n=n, batch_size=batch_size, shuffle=shuffle,
-        has_val=has_val, zeros=zeros,
-    )  # fmt: skip
-    reg_spec = tuple(Regularization(*row) for row in reg_axes)
-    # Models: params, state, key (when per model) and the strengths given per model.
-    many = jax.vmap(
-        epoch_fn, in_axes=(0, 0, None, key_axis, None, None, None, None, reg_spec, None)
-    )
-
-    def _fit_many_epochs(params, state, first_epoch, count, alive, runs, buffers, *args):
-        return _epoch_loop(many, params, state, first_epoch, count, alive, runs, buffers, *args)
-
-    return jax.jit(_fit_many_epochs, donate_argnums=(0, 1, 6))
+def _check_mesh(mesh: Mesh | None, K: int) -> None:
+    if mesh is not None and jax.process_count() > 1:
+        raise ValueError(
+            f"fit_many(mesh=...) splits the models over the devices of one process; this run "
+            f"has {jax.process_count()} processes. Across processes, use fit's data parallelism "
+            "or give each process its own share of the models"
+        )
+    if mesh is not None and K % mesh.shape[_placement.MODELS]:
+        D = mesh.shape[_placement.MODELS]
+        raise ValueError(
+            f"fit_many with a mesh splits the K = {K} models over the {D} devices of its "
+            f"'models' axis, so {D} must divide K: train a multiple of {D} models, or use a "
+            f"mesh of a divisor of {K} devices (devices=...)"
+        )
 
 
 def fit_many(
@@ -236,6 +208,8 @@ def fit_many(
     progress: bool = True,
     mesh: Mesh | None = None,
     devices: int | Sequence[jax.Device] | None = None,
+    callback: Callback | None = None,
+    callback_every: int = 1,
 ) -> FitManyResult:
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
@@ -276,6 +250,11 @@ def fit_many(
         equals its unsharded run up to float rounding. The returned arrays stay split. The
         devices must belong to this process (one host).
       devices: shorthand for ``mesh=jaxmlp.sharding.models_mesh(devices)``.
+      callback: as for `jaxmlp.fit`, with stacked params and states and a history with the
+        models axis first; ``snapshot.running`` says which models still train. It may return
+        True (stop all) or K bools (stop those models: they keep their state, their later rows
+        are NaN and ``stop_reasons`` says so).
+      callback_every: the period of `callback` in epochs.
 
     Returns:
       A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run)``;
@@ -294,140 +273,62 @@ def fit_many(
     (4,)
     """
     check_choice("grads", grads, GRADS)
-    mesh = _sharding._resolve_mesh(mesh, devices, _sharding.MODELS, "fit_many")
-    if mesh is not None and jax.process_count() > 1:
-        raise ValueError(
-            f"fit_many(mesh=...) splits the models over the devices of one process; this run "
-            f"has {jax.process_count()} processes. Across processes, use fit's data parallelism "
-            "or give each process its own share of the models"
-        )
-    check_problem(net, x, y, loss)
+    check_callback(callback, callback_every)
+    mesh = _placement.resolve_mesh(mesh, devices, _placement.MODELS, "fit_many")
+    check_net(net)
     K = _n_models(net, params)
-    if mesh is not None and K % mesh.shape[_sharding.MODELS]:
-        D = mesh.shape[_sharding.MODELS]
-        raise ValueError(
-            f"fit_many with a mesh splits the K = {K} models over the {D} devices of its "
-            f"'models' axis, so {D} must divide K: train a multiple of {D} models, or use a "
-            f"mesh of a divisor of {K} devices (devices=...)"
-        )
+    _check_mesh(mesh, K)
     regs, reg_axes = _reg_axes(reg, net.n_layers, K)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    _check_data(net, x, regs)
-    batch_size = _check_counts(epochs, initial_epoch, batch_size, x.shape[0])
-    xv, yv = _check_validation(net, validation, x, y, loss, regs)
-    key = jax.random.key(0) if key is None else key
-    key_axis = _key_axis(jnp.asarray(key), K)
-    if opt_state is None:
-        state = jax.vmap(opt.init)(params)
-    else:
-        _check_state(opt_state, K)
-        state = opt_state
-    # Copies: the compiled loop donates its buffers, and the caller's arrays must stay valid.
-    params = jax.tree.map(jnp.array, params)
-    state = jax.tree.map(jnp.array, state)
-
-    run = _make_many(
-        net,
-        opt,
-        loss=loss,
-        grads=grads,
-        n=x.shape[0],
+    x, y, xv, yv, batch_size = check_data(
+        net, x, y, validation, loss=loss, reg=regs, epochs=epochs, initial_epoch=initial_epoch,
         batch_size=batch_size,
-        shuffle=shuffle,
-        has_val=validation is not None,
-        zeros=_zero_strengths(regs),
-        reg_axes=reg_axes,
-        key_axis=key_axis,
-    )
-    names = _history_names(validation is not None)
-    buffers = _history_buffers(names, net.n_layers, x.dtype, lead=(K,))
+    )  # fmt: skip
+    key = jax.random.key(0) if key is None else key
+    key_axis = _key_axis(key, K)
+    if opt_state is not None:
+        _check_models_axis("opt_state", opt_state, K, "(stack K states with jaxmlp.ensemble.stack)")
+    state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
+    # Copies: the program donates params and state, and the caller's arrays must stay valid.
+    params, state = jax.tree.map(jnp.array, (params, state))
+    spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle, validation is not None,
+                zero_strengths(regs), models=Models(reg_axes, key_axis))  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))
-    alive = jnp.ones((K,), bool)
+    inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool))
     if mesh is not None:
-        params, state, buffers, args, alive = _place_models(
-            mesh, params, state, buffers, args, alive, reg_axes, key_axis
-        )
-    bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
-    try:
-        params, state, rows, done_total, alive, runs = _run_compiled(
-            run,
-            params,
-            state,
-            alive,
-            buffers,
-            args,
-            epochs=epochs,
-            initial_epoch=initial_epoch,
-            bar=bar,
-            postfix=_postfix,
-        )
-    finally:
-        if bar is not None:
-            bar.close()
-
-    stop_reasons = []
-    for k in range(K):
-        if alive[k]:
-            stop_reasons.append(None)
-            continue
-        epoch = initial_epoch + int(runs[k]) + 1
-        stop_reasons.append(
-            f"model {k} diverged at epoch {epoch}: the loss or the parameters became NaN or "
-            f"infinite; kept its parameters after epoch {epoch - 1}"
-        )
-    if not alive.all():
-        which = [k for k in range(K) if not alive[k]]
+        inputs = _place_models(mesh, inputs, reg_axes, key_axis)
+    outcome = train(spec, inputs, epochs=epochs, initial_epoch=initial_epoch, progress=progress,
+                    callback=callback, callback_every=callback_every)  # fmt: skip
+    reasons = tuple(stop_reason(outcome, initial_epoch, k) for k in range(K))
+    diverged = [k for k in range(K) if not outcome.alive[k] and not outcome.stopped[k]]
+    if diverged:
         warnings.warn(
-            f"{len(which)} of {K} models diverged (models {which}); they kept their last good "
-            "parameters and the others went on. See result.stop_reasons.",
+            f"{len(diverged)} of {K} models diverged (models {diverged}); they kept their last "
+            "good parameters and the others went on. See result.stop_reasons.",
             RuntimeWarning,
             stacklevel=2,
         )
-    history = {
-        k: np.moveaxis(np.concatenate([r[k] for r in rows]), 0, 1)
-        if rows
-        else np.zeros((K, 0) + buffers[k].shape[2:])
-        for k in buffers
-    }
-    epoch = np.arange(initial_epoch + 1, initial_epoch + done_total + 1)
-    history = {
-        "epoch": np.tile(epoch, (K, 1)),
-        **{k: history[k] for k in _ORDER if k in history},
-    }
-    return FitManyResult(params, state, history, tuple(stop_reasons), runs)
+    return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs)
 
 
-def _place_models(mesh, params, state, buffers, args, alive, reg_axes, key_axis):
+def _place_models(mesh, inputs, reg_axes, key_axis):
     """`fit_many`'s inputs split over the mesh's "models" axis; the data replicated.
 
     The compiled program follows its inputs' shardings: every per-model array is split along
     its K axis, so each device runs K/D models and the program needs no change.
     """
-    models = NamedSharding(mesh, P(_sharding.MODELS))
-    everywhere = _sharding.replicated(mesh)
-    params, state = _sharding._place((params, state), models, copy=True)
+    params, state, buffers, args, alive = inputs
+    models = NamedSharding(mesh, P(_placement.MODELS))
+    everywhere = _placement.replicated(mesh)
+    params, state = _placement.place((params, state), models, copy=True)
     # History rows are (epochs, K, ...): the models axis is the second.
-    buffers = _sharding._place(buffers, NamedSharding(mesh, P(None, _sharding.MODELS)))
+    buffers = _placement.place(buffers, NamedSharding(mesh, P(None, _placement.MODELS)))
     key, x, y, xv, yv, regs, precision = args
-    key = _sharding._place(key, models if key_axis == 0 else everywhere)
+    key = _placement.place(key, models if key_axis == 0 else everywhere)
     reg_shardings = tuple(
         Regularization.tree_unflatten(None, [models if a == 0 else everywhere for a in row])
         for row in reg_axes
     )
-    regs = _sharding._place(tuple(regs), reg_shardings)
-    x, y, xv, yv, precision = _sharding._place((x, y, xv, yv, precision), everywhere)
-    alive = _sharding._place(alive, models)
+    regs = _placement.place(tuple(regs), reg_shardings)
+    x, y, xv, yv, precision = _placement.place((x, y, xv, yv, precision), everywhere)
+    alive = _placement.place(alive, models)
     return params, state, buffers, (key, x, y, xv, yv, regs, precision), alive
-
-
-def _postfix(host: dict[str, np.ndarray], done: int) -> dict[str, str]:
-    if done == 0:
-        return {}
-    loss = host["loss"][done - 1]
-    alive = np.isfinite(loss)
-    out = {"best_loss": f"{np.nanmin(loss):.4f}" if alive.any() else "nan"}
-    if "val_loss" in host:
-        val = host["val_loss"][done - 1]
-        out["best_val_loss"] = f"{np.nanmin(val):.4f}" if alive.any() else "nan"
-    out["running"] = f"{int(alive.sum())}/{len(loss)}"
-    return out

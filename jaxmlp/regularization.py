@@ -25,7 +25,7 @@ import jax.numpy as jnp
 
 from jaxmlp._checks import check_nonnegative, check_params
 
-_FIELDS = ("l1w", "l1b", "l2w", "l2b")
+FIELDS = ("l1w", "l1b", "l2w", "l2b")  # a Regularization's strengths, in its order
 
 
 @jax.tree_util.register_pytree_node_class
@@ -57,7 +57,7 @@ class Regularization:
     l2b: Any = 0.0
 
     def __post_init__(self) -> None:
-        for name in _FIELDS:
+        for name in FIELDS:
             if getattr(self, name) is not None:
                 check_nonnegative(f"Regularization.{name}", getattr(self, name))
 
@@ -89,13 +89,13 @@ class Regularization:
 
     def tree_flatten(self):
         """Flatten into the four strengths (pytree protocol)."""
-        return tuple(getattr(self, f) for f in _FIELDS), None
+        return tuple(getattr(self, f) for f in FIELDS), None
 
     @classmethod
     def tree_unflatten(cls, aux, children):
         """Rebuild without validation: leaves may be tracers or placeholders (pytree protocol)."""
         obj = object.__new__(cls)
-        for name, value in zip(_FIELDS, children):
+        for name, value in zip(FIELDS, children):
             object.__setattr__(obj, name, value)
         return obj
 
@@ -134,7 +134,7 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
             f"{type(reg).__name__}"
         )
     for r in set(reg):
-        for name in _FIELDS:
+        for name in FIELDS:
             if getattr(r, name) is None:
                 raise ValueError(f"Regularization.{name} is None; a strength must be a number")
     return reg

@@ -23,46 +23,34 @@ collectives (the all-reduce of the gradients over the batch) for CPUs, GPUs and 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Sequence
 from typing import Any
 
 import jax
-import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
-from jax.sharding import PartitionSpec as P
+from jax.sharding import Mesh
 
-DATA = "data"
-MODELS = "models"
+from jaxmlp._placement import (
+    DATA,
+    MODELS,
+    DevicesLike,
+    batch_sharding,
+    constrain,
+    device_list,
+    place_leaf,
+    replicated,
+)
 
-DevicesLike = int | Sequence[jax.Device] | None
-
-
-def _devices(devices: DevicesLike, name: str = "devices") -> list[jax.Device]:
-    """The devices `devices` names: all of `jax.devices()` (None), the first n (an int), a list."""
-    every = jax.devices()
-    if devices is None:
-        return list(every)
-    if isinstance(devices, (int, np.integer)) and not isinstance(devices, bool):
-        if not 1 <= devices <= len(every):
-            raise ValueError(
-                f"{name} must be between 1 and the {len(every)} devices JAX sees "
-                f"(jax.devices()); got {devices}"
-            )
-        return list(every[: int(devices)])
-    if isinstance(devices, np.ndarray):
-        devices = list(devices.flat)
-    if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence):
-        raise TypeError(
-            f"{name} must be a number of devices or a list of jax.Device; got "
-            f"{type(devices).__name__}"
-        )
-    devices = list(devices)
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise TypeError(f"{name} must be a non-empty list of jax.Device (from jax.devices())")
-    if len(set(devices)) != len(devices):
-        raise ValueError(f"{name} lists a device twice: {devices}")
-    return devices
+__all__ = [
+    "DATA",
+    "MODELS",
+    "batch_sharding",
+    "data_mesh",
+    "from_process_rows",
+    "models_mesh",
+    "process_slice",
+    "replicated",
+    "shard_batches",
+]
 
 
 def data_mesh(devices: DevicesLike = None) -> Mesh:
@@ -78,74 +66,12 @@ def data_mesh(devices: DevicesLike = None) -> Mesh:
     >>> dict(data_mesh(1).shape)
     {'data': 1}
     """
-    return Mesh(np.array(_devices(devices)), (DATA,))
+    return Mesh(np.array(device_list(devices)), (DATA,))
 
 
 def models_mesh(devices: DevicesLike = None) -> Mesh:
     """A one-axis mesh named ``"models"``, for `jaxmlp.fit_many` (devices as in `data_mesh`)."""
-    return Mesh(np.array(_devices(devices)), (MODELS,))
-
-
-def _resolve_mesh(mesh: Any, devices: DevicesLike, axis: str, caller: str) -> Mesh | None:
-    """The mesh `caller` runs on (None when neither `mesh` nor `devices` is given), checked.
-
-    The mesh must have the axis `axis`; its other axes, if any, must have size 1 (the work is
-    split along `axis` only, so a larger axis would only repeat it). In a run of several
-    processes the mesh must include devices of every process.
-    """
-    if mesh is not None and devices is not None:
-        raise ValueError(
-            f"{caller} takes mesh= or devices= (a shorthand for a one-axis {axis!r} mesh), not both"
-        )
-    if devices is not None:
-        mesh = Mesh(np.array(_devices(devices)), (axis,))
-    if mesh is None:
-        return None
-    if not isinstance(mesh, Mesh):
-        raise TypeError(
-            f"mesh must be a jax.sharding.Mesh (e.g. jaxmlp.sharding."
-            f"{'data' if axis == DATA else 'models'}_mesh()); got {type(mesh).__name__}"
-        )
-    if axis not in mesh.axis_names:
-        raise ValueError(
-            f"{caller} splits the {'batch' if axis == DATA else 'models'} over a mesh axis "
-            f"named {axis!r}; the mesh has axes {tuple(mesh.axis_names)}. Build one with "
-            f"jaxmlp.sharding.{'data' if axis == DATA else 'models'}_mesh(devices) or "
-            f"Mesh(devices, ({axis!r},))"
-        )
-    others = {a: s for a, s in mesh.shape.items() if a != axis and s > 1}
-    if others:
-        raise ValueError(
-            f"{caller} splits its work over the mesh axis {axis!r} only; the mesh's other axes "
-            f"must have size 1, got {others}"
-        )
-    processes = {d.process_index for d in mesh.devices.flat}
-    if len(processes) != jax.process_count():
-        raise ValueError(
-            f"the mesh must include devices of every one of the {jax.process_count()} processes "
-            f"(build it from jax.devices()); it has devices of processes {sorted(processes)}"
-        )
-    return mesh
-
-
-def replicated(mesh: Mesh) -> NamedSharding:
-    """The sharding of parameters, optimizer state and data: a full copy on every device."""
-    return NamedSharding(mesh, P())
-
-
-def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """The sharding of an epoch's stacked batches ``(n_batches, batch, ...)``: rows over "data".
-
-    >>> mesh = data_mesh(1)
-    >>> tuple(batch_sharding(mesh).spec)
-    (None, 'data')
-    """
-    return NamedSharding(mesh, P(None, DATA))
-
-
-def _row_sharding(mesh: Mesh) -> NamedSharding:
-    """The sharding of one batch ``(batch, ...)`` inside `fit`'s scan: rows over "data"."""
-    return NamedSharding(mesh, P(DATA))
+    return Mesh(np.array(device_list(devices)), (MODELS,))
 
 
 def shard_batches(xs: jax.Array, mesh: Mesh) -> jax.Array:
@@ -159,18 +85,7 @@ def shard_batches(xs: jax.Array, mesh: Mesh) -> jax.Array:
     >>> shard_batches(jnp.zeros((3, 8, 2)), mesh).sharding.shard_shape((3, 8, 2))
     (3, 8, 2)
     """
-    return _constrain(xs, batch_sharding(mesh))
-
-
-def _constrain(tree: Any, sharding: NamedSharding) -> Any:
-    """Every array of `tree` laid out as `sharding`: a constraint inside `jit`, a move outside."""
-
-    def one(a: Any) -> Any:
-        if isinstance(a, jax.core.Tracer):
-            return jax.lax.with_sharding_constraint(a, sharding)
-        return jax.device_put(a, sharding)
-
-    return jax.tree.map(one, tree)
+    return constrain(xs, batch_sharding(mesh))
 
 
 def process_slice(n: int) -> slice:
@@ -222,94 +137,4 @@ def from_process_rows(local: Any, mesh: Mesh | None = None) -> jax.Array:
     pad = np.zeros((int(counts.max()) - local.shape[0],) + local.shape[1:], local.dtype)
     gathered = multihost_utils.process_allgather(np.concatenate([local, pad]))
     full = np.concatenate([gathered[p, :c] for p, c in enumerate(counts)])
-    return _place_leaf(full, replicated(mesh))
-
-
-def _host_value(a: Any) -> Any:
-    """A host copy of `a`; for an array spread over several processes, its global value."""
-    if isinstance(a, jax.Array) and not a.is_fully_addressable:
-        if a.is_fully_replicated:
-            return np.asarray(a.addressable_data(0))
-        from jax.experimental import multihost_utils
-
-        return multihost_utils.process_allgather(a, tiled=True)
-    return a
-
-
-def _host_values(tree: Any) -> Any:
-    """`tree` with every array spread over several processes replaced by its global value.
-
-    Lets the usual checks (shapes, NaN, label ranges) read arguments that are global arrays.
-    A collective in runs of several processes: every process must call it, in the same order.
-    """
-    if jax.process_count() == 1:
-        return tree
-    return jax.tree.map(_host_value, tree)
-
-
-def _digest(a: Any) -> int:
-    if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-        a = jax.random.key_data(a)
-    host = np.ascontiguousarray(np.asarray(a))
-    return zlib.crc32(host.tobytes(), zlib.crc32(repr((host.shape, host.dtype.str)).encode()))
-
-
-def _check_same_in_every_process(named: dict[str, Any]) -> None:
-    """Raise ValueError naming the first argument whose value differs between processes.
-
-    Every process of a multi-process run must pass `fit` the same parameters, optimizer state,
-    key and data (or global arrays); a checksum per argument is gathered and compared.
-    """
-    if jax.process_count() == 1:
-        return
-    from jax.experimental import multihost_utils
-
-    names = list(named)
-    local = np.array(
-        [
-            zlib.crc32(np.array([_digest(a) for a in jax.tree.leaves(named[k])], np.uint32))
-            for k in names
-        ],
-        np.uint32,
-    )
-    every = multihost_utils.process_allgather(local)  # (processes, len(names))
-    for i, k in enumerate(names):
-        if not (every[:, i] == every[0, i]).all():
-            raise ValueError(
-                f"{k} differs between processes: every process must pass the same {k} (data "
-                "that each process holds only a part of goes through "
-                "jaxmlp.sharding.from_process_rows first)"
-            )
-
-
-def _place_leaf(a: Any, sharding: NamedSharding, *, copy: bool = False) -> Any:
-    """`a` as a global array laid out as `sharding` (a new buffer when `copy`)."""
-    if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-        impl = jax.random.key_impl(a)
-        data = _place_leaf(jax.random.key_data(a), sharding)
-        return jax.random.wrap_key_data(data, impl=impl)
-    if jax.process_count() == 1:
-        if copy and isinstance(a, jax.Array):
-            # device_put may keep the source buffer as one of the copies, even with
-            # may_alias=False: copy first, so donating the result never frees the caller's.
-            a = jnp.array(a, copy=True)
-        return jax.device_put(a, sharding)
-    # Several processes: each builds its devices' pieces from its host copy (identical in every
-    # process, checked by _check_same_in_every_process), with no transfer between processes.
-    host = np.asarray(_host_value(a))
-    dtype = jax.dtypes.canonicalize_dtype(host.dtype)
-    host = host.astype(dtype)
-    return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
-
-
-def _place(tree: Any, sharding: NamedSharding | Any, *, copy: bool = False) -> Any:
-    """Every leaf of `tree` laid out as `sharding` (one sharding, or a tree of them).
-
-    Args:
-      tree: arrays, numbers or PRNG keys.
-      sharding: a `NamedSharding` for every leaf, or a tree of them matching `tree`'s leaves.
-      copy: always make new buffers (for arrays a compiled program will donate).
-    """
-    if isinstance(sharding, NamedSharding):
-        return jax.tree.map(lambda a: _place_leaf(a, sharding, copy=copy), tree)
-    return jax.tree.map(lambda a, s: _place_leaf(a, s, copy=copy), tree, sharding)
+    return place_leaf(full, replicated(mesh))

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import ensemble as _ensemble
-from jaxmlp.fit import _select
+from jaxmlp._epochs import select
 from jaxmlp.metrics import task_of
 from jaxmlp.model import init_params
 from jaxmlp.train_cli import (
@@ -230,7 +230,7 @@ def run_many(args: argparse.Namespace, out: str) -> int:
 
 def _select_models(mask: np.ndarray, new: Any, old: Any) -> Any:
     """Model k from `new` where ``mask[k]``, else from `old` (trees with a leading K axis)."""
-    return new if mask.all() else _select(jnp.asarray(mask), new, old)
+    return new if mask.all() else select(jnp.asarray(mask), new, old)
 
 
 def _many_postfix(hists: list[dict[str, np.ndarray]], alive: np.ndarray) -> dict[str, str]:

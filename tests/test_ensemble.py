@@ -172,3 +172,32 @@ def _bad(kind):
 def test_mismatched_model_counts_are_refused(kind, match):
     with pytest.raises(ValueError, match=match):
         _bad(kind)()
+
+
+def test_a_callback_stops_one_model_and_the_others_go_on(x64):
+    """Model 1 is stopped at epoch 4: it keeps its state there, as fit for 4 epochs gives it."""
+    x, y = data()
+    opt = jm.optim.sgd(0.2, momentum=0.9)
+    params = [jm.init_params(jax.random.key(s), NET) for s in range(3)]
+    kw = dict(loss=LOSS, batch_size=32, progress=False)
+    seen = []
+
+    def stop_model_1(snapshot):
+        seen.append((snapshot.epoch, snapshot.running.tolist()))
+        assert snapshot.history["loss"].shape == (3, snapshot.epoch)
+        return np.array([False, snapshot.epoch == 4, False])
+
+    many = fit_many(NET, stack(params), opt, x, y, epochs=10, callback=stop_model_1,
+                    callback_every=2, **kw)  # fmt: skip
+    assert seen == [(2, [True] * 3), (4, [True] * 3)] + [
+        (e, [True, False, True]) for e in (6, 8, 10)
+    ]
+    np.testing.assert_array_equal(many.epochs_run, [10, 4, 10])
+    assert many.stop_reasons == (None, "stopped by the callback after epoch 4", None)
+    assert np.all(np.isnan(many.history["loss"][1, 4:]))
+    for k, epochs in ((0, 10), (1, 4), (2, 10)):
+        single = jm.fit(NET, params[k], opt, x, y, epochs=epochs, **kw)
+        chex.assert_trees_all_close(many.model(k).params, single.params, rtol=1e-10)
+        np.testing.assert_allclose(
+            many.model(k).history["loss"], single.history["loss"], rtol=1e-10
+        )

@@ -288,8 +288,8 @@ def test_zero_epochs_returns_the_inputs():
 
 @pytest.mark.parametrize("n", [1, 2, 3, 90, 256, 257, 6000])
 def test_shuffle_is_a_permutation_that_depends_on_the_key(n):
-    fit_module = __import__("sys").modules["jaxmlp.fit"]
-    perm = jax.jit(fit_module._permutation, static_argnums=1)
+    epochs_module = __import__("sys").modules["jaxmlp._epochs"]
+    perm = jax.jit(epochs_module.permutation, static_argnums=1)
     a = np.asarray(perm(jax.random.key(0), n))
     np.testing.assert_array_equal(np.sort(a), np.arange(n))
     if n > 3:
@@ -298,10 +298,10 @@ def test_shuffle_is_a_permutation_that_depends_on_the_key(n):
 
 def test_shuffle_is_close_to_uniform():
     """Over 6000 keys, every element lands in every position about equally often."""
-    fit_module = __import__("sys").modules["jaxmlp.fit"]
+    epochs_module = __import__("sys").modules["jaxmlp._epochs"]
     n, draws = 6, 6000
     keys = jax.random.split(jax.random.key(0), draws)
-    perms = np.asarray(jax.jit(jax.vmap(lambda k: fit_module._permutation(k, n)))(keys))
+    perms = np.asarray(jax.jit(jax.vmap(lambda k: epochs_module.permutation(k, n)))(keys))
     counts = np.zeros((n, n))
     np.add.at(counts, (np.tile(np.arange(n), draws), perms.ravel()), 1)
     # Each cell is Binomial(6000, 1/6): mean 1000, standard deviation about 29.
@@ -321,3 +321,67 @@ def test_a_second_run_with_other_values_reuses_the_compilation(caplog):
         lambda: jm.fit(NET, params, opt, x + 1, y, epochs=7, reg=jm.Regularization(l2w=1e-2), **kw),
     )
     assert compiles == 0
+
+
+def test_callback_sees_every_eth_epoch_and_its_state_without_recompiling(caplog):
+    """Snapshots at epochs 4, 8, … (counting initial_epoch), equal to fit runs of that length."""
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.adam(0.02)
+    kw = dict(loss=LOSS, batch_size=32, key=jax.random.key(3), progress=False)
+    seen = []
+    result, compiles = count_compilations(
+        caplog,
+        lambda: jm.fit(
+            NET, params, opt, x, y, epochs=10, callback=seen.append, callback_every=4, **kw
+        ),  # fmt: skip
+    )
+    assert compiles == 1
+    assert [s.epoch for s in seen] == [4, 8]
+    first = jm.fit(NET, params, opt, x, y, epochs=4, **kw)
+    chex.assert_trees_all_equal(
+        (seen[0].params, seen[0].opt_state), (first.params, first.opt_state)
+    )
+    for name, h in first.history.items():
+        np.testing.assert_array_equal(seen[0].history[name], h, err_msg=name)
+    np.testing.assert_array_equal(seen[1].history["loss"], result.history["loss"][:8])
+    assert bool(seen[1].running) and not seen[1].history["loss"].flags.writeable
+    # Resumed at epoch 5: the epochs are numbered from there, so the callback comes at 8.
+    seen.clear()
+    jm.fit(NET, first.params, opt, x, y, epochs=6, opt_state=first.opt_state, initial_epoch=4,
+           callback=seen.append, callback_every=4, **kw)  # fmt: skip
+    assert [s.epoch for s in seen] == [8]
+    eight = jm.fit(NET, params, opt, x, y, epochs=8, **kw)
+    chex.assert_trees_all_equal(seen[0].params, eight.params)
+
+
+def test_callback_can_stop_the_run(recwarn):
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    opt = jm.optim.sgd(0.1)
+    kw = dict(loss=LOSS, batch_size=32, progress=False)
+    result = jm.fit(NET, params, opt, x, y, epochs=20, callback=lambda s: s.epoch >= 6,
+                    callback_every=3, **kw)  # fmt: skip
+    assert result.stop_reason == "stopped by the callback after epoch 6"
+    assert not [w for w in recwarn if issubclass(w.category, RuntimeWarning)]
+    np.testing.assert_array_equal(result.history["epoch"], np.arange(1, 7))
+    six = jm.fit(NET, params, opt, x, y, epochs=6, **kw)
+    chex.assert_trees_all_equal((result.params, result.opt_state), (six.params, six.opt_state))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, match",
+    [
+        ({"callback": 3}, TypeError, r"callback must be a function of a Snapshot; got int"),
+        ({"callback": print, "callback_every": 0}, ValueError, r"callback_every must be a "
+         r"positive integer; got 0"),
+        ({"callback": lambda s: "stop"}, ValueError, r"callback must return None, True or "
+         r"False; got 'stop'"),
+    ],
+    ids=["not_callable", "every_zero", "bad_answer"],
+)  # fmt: skip
+def test_bad_callbacks_are_refused(kwargs, error, match):
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    with pytest.raises(error, match=match):
+        jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, epochs=2, progress=False, **kwargs)

@@ -60,11 +60,12 @@ def run_checked(cmd, env, timeout):
 
 def _capture_programs(sink):
     """Record the optimized HLO of every compiled epoch loop that `fit`/`fit_many` run."""
-    fit_module = sys.modules["jaxmlp.fit"]
-    ensemble_module = sys.modules["jaxmlp.ensemble"]
-    original = fit_module._run_compiled
+    driver_module = sys.modules["jaxmlp._driver"]
+    original = driver_module.program
 
-    def spy(run, *args, **kwargs):
+    def spy(spec):
+        run = original(spec)
+
         def wrapped(*call_args):
             if not getattr(wrapped, "seen", False):
                 wrapped.seen = True
@@ -72,10 +73,9 @@ def _capture_programs(sink):
                 sink.append(run.lower(*call_args).compile().as_text())
             return run(*call_args)
 
-        return original(wrapped, *args, **kwargs)
+        return wrapped
 
-    fit_module._run_compiled = spy
-    ensemble_module._run_compiled = spy
+    driver_module.program = spy
 
 
 def _dots(hlo):

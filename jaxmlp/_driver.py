@@ -1,0 +1,229 @@
+"""The host side of `jaxmlp.fit` and `jaxmlp.fit_many`: one driver for one model or for K.
+
+A private module with public names. `fit` and `fit_many` validate their own arguments (with
+`check_data` for what they share), build the `jaxmlp._epochs.Spec` of their compiled program,
+then call `train`, which
+
+- calls the compiled program in chunks of epochs, each sized to last about a quarter of a second
+  (one epoch at first) and to end where the callback is due, so a progress bar stays live
+  without paying Python's dispatch per step;
+- copies each chunk's history rows into the run's history, on the host;
+- calls the callback every ``callback_every`` epochs with a `Snapshot`, and stops the models it
+  asks to stop;
+- ends when every epoch ran or no model is alive: a stopped or diverged model costs no more
+  calls of the program.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp._checks import check_count, check_counts, check_inputs, check_problem
+from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, program
+from jaxmlp.model import MLP, Params
+from jaxmlp.optim import OptState
+from jaxmlp.regularization import RegLike, per_layer
+
+TARGET_SECONDS_PER_CALL = 0.25
+
+
+class Snapshot(NamedTuple):
+    """What a training callback receives: ``fit(..., callback=fn, callback_every=E)``.
+
+    The callback is called on the host after every epoch whose number is a multiple of E. It
+    returns None or False to go on, True to stop; under `jaxmlp.fit_many`, also an array of K
+    bools to stop those models (they keep their state; the others go on).
+
+    Attributes:
+      epoch: the last epoch run, counted from 1 and including ``initial_epoch``.
+      params: the parameters after it (a copy, safe to keep).
+      opt_state: the optimizer state that goes with them (a copy).
+      history: the history so far, in the form of the result's (read-only views).
+      running: whether each model is still training: True for `fit`, ``(K,)`` for `fit_many`.
+    """
+
+    epoch: int
+    params: Params
+    opt_state: OptState
+    history: dict[str, np.ndarray]
+    running: np.ndarray
+
+
+Callback = Callable[[Snapshot], Any]
+
+
+class Outcome(NamedTuple):
+    """What `train` returns: the final state and, per model, how its run ended."""
+
+    params: Params
+    opt_state: OptState
+    history: dict[str, np.ndarray]
+    epochs_done: int  # epochs in which any model ran: the history's rows
+    alive: np.ndarray  # () or (K,): still training when the run ended
+    runs: np.ndarray  # epochs each model completed
+    stopped: np.ndarray  # stopped by the callback (not diverged)
+
+
+def check_data(
+    net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch, batch_size
+):
+    """Validate what `fit` and `fit_many` share, once, outside the compiled loop.
+
+    Returns ``(x, y, x_val, y_val, batch_size)`` as arrays, the batch size resolved (``n`` for
+    None); without validation data, one training row stands in (its results are not recorded).
+    """
+    check_problem(net, x, y, loss)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    check_inputs(net, x)
+    per_layer(reg, net.n_layers)
+    batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
+    if validation is None:
+        return x, y, x[:1], y[:1], batch_size
+    if not isinstance(validation, (tuple, list)) or len(validation) != 2:
+        raise TypeError("validation must be a pair (x_val, y_val)")
+    xv, yv = jnp.asarray(validation[0]), jnp.asarray(validation[1])
+    check_problem(net, xv, yv, loss)
+    check_inputs(net, xv)
+    return x, y, xv, yv, batch_size
+
+
+def check_callback(callback: Any, callback_every: Any) -> None:
+    """Raise unless `callback` is None or a function and `callback_every` a positive integer."""
+    if callback is not None and not callable(callback):
+        raise TypeError(f"callback must be a function of a Snapshot; got {type(callback).__name__}")
+    check_count("callback_every", callback_every, 1)
+
+
+def format_history(rows: dict[str, np.ndarray], initial_epoch: int, many: bool) -> dict:
+    """The history as results hold it: ``epoch`` first, fields in `ORDER`, models axis first."""
+    done = len(rows["loss"])
+    epoch = np.arange(initial_epoch + 1, initial_epoch + done + 1)
+    if many:
+        models = rows["loss"].shape[1]
+        fields = {k: np.moveaxis(rows[k], 0, 1) for k in ORDER if k in rows}
+        return {"epoch": np.tile(epoch, (models, 1)), **fields}
+    return {"epoch": epoch, **{k: rows[k] for k in ORDER if k in rows}}
+
+
+def train(
+    spec: Spec,
+    inputs: tuple,
+    *,
+    epochs: int,
+    initial_epoch: int,
+    progress: bool,
+    callback: Callback | None = None,
+    callback_every: int = 1,
+) -> Outcome:
+    """Run `spec`'s compiled program for `epochs` epochs, or until no model is alive.
+
+    Args:
+      spec: the program's `Spec`.
+      inputs: ``(params, state, buffers, args, alive)`` as the program takes them, placed (and
+        `params` and `state` copied: the program donates them).
+      epochs: epochs to run.
+      initial_epoch: epochs run before (the numbering, and so the shuffles, continue).
+      progress: show a progress bar.
+      callback: called with a `Snapshot` after every epoch whose number is a multiple of
+        `callback_every`, or None.
+      callback_every: the callback's period in epochs.
+    """
+    run = program(spec)
+    params, state, buffers, args, alive = inputs
+    many = spec.models is not None
+    runs = jnp.zeros(jnp.shape(alive), jnp.int32)
+    if alive.committed:  # placed on a mesh: `runs` goes there too, or calls would recompile
+        runs = jax.device_put(runs, alive.sharding)
+    rows = {k: np.full((epochs,) + b.shape[1:], np.nan, b.dtype) for k, b in buffers.items()}
+    live, stopped = np.asarray(alive), np.zeros(np.shape(alive), bool)
+    bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
+    done, per_call = 0, 1
+    try:
+        while done < epochs and live.any():
+            epoch = initial_epoch + done
+            count = min(per_call, epochs - done, MAX_EPOCHS_PER_CALL)
+            if callback is not None:
+                count = min(count, callback_every - epoch % callback_every)
+            start = time.perf_counter()
+            first, n = jnp.asarray(epoch, jnp.int32), jnp.asarray(count, jnp.int32)
+            params, state, buffers, ran, alive, runs = run(
+                params, state, first, n, alive, runs, buffers, *args
+            )
+            ran, host = int(ran), jax.device_get(buffers)
+            for k, v in rows.items():
+                v[done : done + ran] = host[k][:ran]
+            done, live = done + ran, np.asarray(alive)
+            if bar is not None:
+                bar.update(ran)
+                bar.set_postfix(_postfix({k: v[done - 1] for k, v in rows.items()}), refresh=False)
+            if callback is not None and live.any() and (initial_epoch + done) % callback_every == 0:
+                view = {k: _read_only(v[:done]) for k, v in rows.items()}
+                snapshot = Snapshot(
+                    initial_epoch + done,
+                    jax.tree.map(jnp.copy, params),
+                    jax.tree.map(jnp.copy, state),
+                    format_history(view, initial_epoch, many),
+                    live.copy(),
+                )
+                stop = _stops(callback(snapshot), live) & live
+                if stop.any():
+                    stopped, live = stopped | stop, live & ~stop
+                    alive = jax.device_put(jnp.asarray(live), alive.sharding)
+            elapsed = time.perf_counter() - start
+            if elapsed > 0:
+                per_call = max(1, int(count * TARGET_SECONDS_PER_CALL / elapsed))
+    finally:
+        if bar is not None:
+            bar.close()
+    history = format_history({k: v[:done] for k, v in rows.items()}, initial_epoch, many)
+    return Outcome(params, state, history, done, live, np.asarray(runs), stopped)
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    a = a.view()
+    a.flags.writeable = False
+    return a
+
+
+def _stops(answer: Any, live: np.ndarray) -> np.ndarray:
+    """The callback's answer as one bool per model: None or False go on, True stops all."""
+    if answer is None:
+        return np.zeros(live.shape, bool)
+    stop = np.asarray(answer)
+    if stop.dtype != np.bool_ or stop.shape not in ((), live.shape):
+        raise ValueError(
+            "callback must return None, True or False"
+            + (f", or {live.size} bools (one per model)" if live.ndim else "")
+            + f"; got {answer!r:.80}"
+        )
+    return np.broadcast_to(stop, live.shape)
+
+
+def _postfix(last: dict[str, np.ndarray]) -> dict[str, str]:
+    """The progress bar's figures: the last epoch's, or for K models the best and how many run."""
+    if np.ndim(last["loss"]) == 0:
+        out = {"loss": f"{last['loss']:.4f}", "acc": f"{last['accuracy']:.3f}"}
+        if "val_loss" in last:
+            out.update(val_loss=f"{last['val_loss']:.4f}", val_acc=f"{last['val_accuracy']:.3f}")
+        return out
+    alive = np.isfinite(last["loss"])
+    out = {}
+    for field, name in (("loss", "best_loss"), ("val_loss", "best_val_loss")):
+        if field in last:
+            out[name] = f"{np.nanmin(last[field]):.4f}" if alive.any() else "nan"
+    out["running"] = f"{int(alive.sum())}/{alive.size}"
+    return out
+
+
+def _progress_bar(epochs: int, initial_epoch: int):
+    from tqdm.auto import tqdm
+
+    return tqdm(
+        total=epochs, desc=f"epochs {initial_epoch + 1}–{initial_epoch + epochs}", unit="epoch"
+    )
