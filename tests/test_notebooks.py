@@ -1,14 +1,18 @@
 """Execute every experiment notebook in smoke mode and check what its closing cell printed.
 
-Each notebook runs in a fresh kernel (the test process's Python) with ``SMOKE=1``, its own
-directory as the working directory, and ``JAXMLP_EXPERIMENTS_OUT`` pointing at a temporary
-directory for any file it writes. The notebook is executed as an in-memory copy: the committed
-``.ipynb`` (with its full-size outputs) is never rewritten.
+Each notebook runs in a fresh kernel (the test process's Python) with ``SMOKE=1``, an empty
+temporary directory as the working directory (so it stands alone: nothing beside it in
+experiments/ can be imported, as when it is downloaded alone or opened in Colab), and
+``JAXMLP_EXPERIMENTS_OUT`` pointing at another temporary directory for any file it writes. The
+notebook is executed as an in-memory copy: the committed ``.ipynb`` (with its full-size
+outputs) is never rewritten.
 """
 
+import ast
 import hashlib
 import pathlib
 import re
+import sys
 
 import pytest
 
@@ -21,6 +25,9 @@ pytest.importorskip("sklearn")
 EXPERIMENTS = pathlib.Path(__file__).resolve().parent.parent / "experiments"
 NOTEBOOKS = sorted(EXPERIMENTS.glob("[0-9][0-9]_*.ipynb"))
 CELL_TIMEOUT = 300  # seconds per cell; a smoke run takes a few seconds per cell
+# What a notebook may import besides the standard library: the installed package and its
+# documented companions, never a module beside it in experiments/.
+ALLOWED_IMPORTS = {"jaxmlp", "jax", "numpy", "matplotlib", "sklearn"}
 
 # What each notebook must print, beyond running without error: its computed summary.
 EXPECTED = {
@@ -71,10 +78,30 @@ def test_every_notebook_has_expectations():
 
 
 @pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
+def test_notebook_imports_only_the_package(path):
+    nb = nbformat.read(path, as_version=4)
+    imported = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Import):
+                imported |= {alias.name.split(".")[0] for alias in node.names}
+            elif isinstance(node, ast.ImportFrom):
+                assert node.level == 0, f"{path.name}: relative import from {node.module!r}"
+                imported.add(node.module.split(".")[0])
+    foreign = imported - ALLOWED_IMPORTS - set(sys.stdlib_module_names)
+    assert not foreign, f"{path.name} imports {sorted(foreign)}: a notebook must stand alone"
+    assert "_common" not in path.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.stem for p in NOTEBOOKS])
 def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
+    workdir, out = tmp_path / "workdir", tmp_path / "out"
+    workdir.mkdir()
     # The kernel inherits this environment.
     monkeypatch.setenv("SMOKE", "1")
-    monkeypatch.setenv("JAXMLP_EXPERIMENTS_OUT", str(tmp_path))
+    monkeypatch.setenv("JAXMLP_EXPERIMENTS_OUT", str(out))
     monkeypatch.setenv("PYTHONDONTWRITEBYTECODE", "1")  # no __pycache__ left in experiments/
     monkeypatch.delenv("MPLBACKEND", raising=False)  # the kernel's inline backend
     before = _digest(path)
@@ -85,7 +112,7 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
         nb,
         timeout=CELL_TIMEOUT,
         kernel_name="python3",
-        resources={"metadata": {"path": str(EXPERIMENTS)}},
+        resources={"metadata": {"path": str(workdir)}},  # the working directory
     )
     client.execute()  # raises CellExecutionError on any error
 
@@ -98,5 +125,6 @@ def test_notebook_runs_in_smoke_mode(path, tmp_path, monkeypatch):
     assert closing_text.startswith("Result"), f"{path.name}: the closing cell printed no result"
     assert _digest(path) == before, "the committed notebook was modified"
     assert sorted(p.name for p in EXPERIMENTS.iterdir()) == listing, "files left in experiments/"
+    assert not any(workdir.iterdir()), f"{path.name} wrote into its working directory"
     if path.stem == "04_digits":
-        assert (tmp_path / "digits_mlp.npz").is_file()
+        assert (out / "digits_mlp.npz").is_file()
