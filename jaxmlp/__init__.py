@@ -14,7 +14,6 @@ from jaxmlp import (
     optim,
     schedules,
     sharding,
-    transforms,
 )
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
@@ -25,7 +24,7 @@ from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
 from jaxmlp.metrics import accuracy
 from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
 from jaxmlp.objective import objective
-from jaxmlp.optim import apply_updates
+from jaxmlp.optim import apply_updates, transforms
 from jaxmlp.regularization import Regularization, penalty, penalty_grad
 from jaxmlp.train import make_train_step, train_step
 

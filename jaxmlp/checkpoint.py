@@ -3,11 +3,12 @@
 A checkpoint is a NumPy ``.npz`` archive holding one array per leaf and a JSON header that
 describes the architecture, the layout of the trees and the user's metadata. Loading reads
 arrays with ``allow_pickle=False`` and rebuilds trees only from plain containers (tuple, list,
-dict) and jaxmlp's own state and schedule types, looked up by name in a fixed table: a
-checkpoint from an untrusted source cannot run code. A SHA-256 digest over the header and every
-array detects truncation and tampering. Writes are atomic: the file is written beside its
-destination, flushed to disk, then renamed over it, so a crash mid-write leaves the previous
-checkpoint intact.
+dict) and NamedTuple types looked up by name in a registry: jaxmlp's optimizer states
+(`jaxmlp.optim.STATE_TYPES`) and schedules (`jaxmlp.schedules.TYPES`), plus the types a user
+adds with `register`. A checkpoint from an untrusted source cannot run code. A SHA-256 digest
+over the header and every array detects truncation and tampering. Writes are atomic: the file is
+written beside its destination, flushed to disk, then renamed over it, so a crash mid-write
+leaves the previous checkpoint intact.
 """
 
 from __future__ import annotations
@@ -25,6 +26,8 @@ import numpy as np
 
 from jaxmlp._checks import check_params
 from jaxmlp.model import MLP, Params
+from jaxmlp.optim import STATE_TYPES
+from jaxmlp.schedules import TYPES as SCHEDULE_TYPES
 
 FORMAT = "jaxmlp-checkpoint"
 VERSION = 1
@@ -45,23 +48,42 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be loaded: truncated, modified, or not a checkpoint."""
 
 
-def _state_types() -> dict[str, type]:
-    """Tree node types a checkpoint may name: jaxmlp's optimizer states and schedules."""
-    from jaxmlp import optim, regularization
+_REGISTRY: dict[str, type] = {cls.__name__: cls for cls in (*STATE_TYPES, *SCHEDULE_TYPES)}
+"""The NamedTuple types a checkpoint may name, by class name: jaxmlp's optimizer states and
+schedules, and the types given to `register`. Loading looks names up here and nowhere else."""
 
-    modules = [optim, regularization]
-    try:
-        from jaxmlp import schedules
 
-        modules.append(schedules)
-    except ImportError:  # pragma: no cover - schedules ship with the package
-        pass
-    table: dict[str, type] = {}
-    for module in modules:
-        for name, obj in vars(module).items():
-            if isinstance(obj, type) and issubclass(obj, tuple) and hasattr(obj, "_fields"):
-                table[name] = obj
-    return table
+def register(cls: type) -> type:
+    """Let checkpoints hold instances of `cls`, a NamedTuple type (e.g. your own optimizer state).
+
+    Its fields may hold arrays, numbers, None, tuples, lists, dicts with string keys and
+    registered NamedTuples. A checkpoint names the type by its class name: a program that loads
+    one registers the same class first. Loading still runs no code from the file: it only calls
+    registered classes with the fields it read.
+
+    Args:
+      cls: a NamedTuple class, not already registered under another class of the same name.
+
+    Returns:
+      `cls`, so that ``@checkpoint.register`` decorates a class definition.
+
+    >>> from typing import NamedTuple
+    >>> @jm.checkpoint.register
+    ... class HalvingState(NamedTuple):
+    ...     count: jax.Array
+    ...     scale: jax.Array
+    >>> jm.checkpoint.register(HalvingState) is HalvingState  # again: nothing changes
+    True
+    """
+    if not (isinstance(cls, type) and issubclass(cls, tuple) and hasattr(cls, "_fields")):
+        raise TypeError(f"register takes a NamedTuple class; got {cls!r:.80}")
+    taken = _REGISTRY.setdefault(cls.__name__, cls)
+    if taken is not cls:
+        raise ValueError(
+            f"cannot register {cls.__module__}.{cls.__qualname__}: the name {cls.__name__!r} is "
+            f"taken by {taken.__module__}.{taken.__qualname__}; give the class another name"
+        )
+    return cls
 
 
 def _encode(tree: Any, leaves: list) -> Any:
@@ -70,8 +92,11 @@ def _encode(tree: Any, leaves: list) -> Any:
         return None
     if isinstance(tree, tuple) and hasattr(tree, "_fields"):
         name = type(tree).__name__
-        if _state_types().get(name) is not type(tree):
-            raise TypeError(f"cannot save a {name}: only jaxmlp's own state types are supported")
+        if _REGISTRY.get(name) is not type(tree):
+            raise TypeError(
+                f"cannot save a {name}: only jaxmlp's own state types are supported (register "
+                "a NamedTuple type of your own with jaxmlp.checkpoint.register)"
+            )
         return {
             "type": name,
             "fields": {f: _encode(getattr(tree, f), leaves) for f in tree._fields},
@@ -108,7 +133,7 @@ def _decode(desc: Any, arrays: list[np.ndarray]) -> Any:
         return [_decode(d, arrays) for d in desc["items"]]
     if kind == "dict":
         return {k: _decode(v, arrays) for k, v in desc["items"].items()}
-    cls = _state_types().get(kind)
+    cls = _REGISTRY.get(kind)
     if cls is None:
         raise CheckpointError(f"checkpoint names an unknown type {kind!r}")
     fields = desc.get("fields", {})
@@ -140,7 +165,8 @@ def save(
       path: destination file (conventionally ``….npz``); its directory must exist.
       net: the architecture.
       params: the parameters of `net`.
-      opt_state: an optimizer state from `jaxmlp.optim` (or None).
+      opt_state: an optimizer state from `jaxmlp.optim`, or made of types given to `register`
+        (or None).
       key: a JAX PRNG key to store (for resuming a run bit-exactly), or None.
       metadata: JSON-serializable training metadata (epoch, hyperparameters, history, …).
     """

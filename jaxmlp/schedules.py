@@ -223,7 +223,11 @@ Schedule = Constant | InverseTime | Exponential | Cosine | PiecewiseConstant | W
 ScheduleLike = float | jax.Array | Schedule | Callable[[jax.Array], Any]
 """What a ``learning_rate`` argument accepts: a number, a schedule, or a function of the step."""
 
-_TYPES = (Constant, InverseTime, Exponential, Cosine, PiecewiseConstant, Warmup, FromCallable)
+TYPES = (Constant, InverseTime, Exponential, Cosine, PiecewiseConstant, Warmup)
+"""The schedule types whose parameters are data (every one but `FromCallable`): NamedTuples of
+arrays, which a checkpoint can hold."""
+
+_TYPES = (*TYPES, FromCallable)
 
 
 def is_schedule(x: Any) -> bool:

@@ -4,7 +4,9 @@ Each reference below is the seeds' update written out for one array in float64 N
 independent of jaxmlp; `run_reference` applies it leaf by leaf over a gradient sequence.
 """
 
+import importlib
 import math
+from typing import NamedTuple
 
 import chex
 import jax
@@ -763,3 +765,47 @@ def test_learning_rate_of_reports_the_last_updates_rate():
     assert float(optim.learning_rate_of(fixed.init(params))) == pytest.approx(0.3)
     clip = optim.clip_by_global_norm(1.0)
     assert np.isnan(optim.learning_rate_of(clip.init(params)))
+
+
+# ---------------------------------------------------------------------------------------------
+# The subpackage: every state type is listed and declares its hyperparameters.
+
+
+def test_state_types_lists_every_state_type_of_the_subpackage():
+    defined = set()
+    for name in ("base", "sgd", "adagrad", "rmsprop", "adam", "transforms"):
+        module = importlib.import_module(f"jaxmlp.optim.{name}")
+        namedtuples = [v for v in vars(module).values() if hasattr(v, "_fields")]
+        defined |= {
+            c for c in namedtuples if isinstance(c, type) and c.__module__ == module.__name__
+        }
+    assert defined - {optim.Optimizer} == set(optim.STATE_TYPES)
+    assert "STATE_TYPES" in optim.__all__
+
+
+@pytest.mark.parametrize("cls", optim.STATE_TYPES, ids=lambda c: c.__name__)
+def test_each_state_type_declares_its_hyperparameters(cls):
+    declared = cls.hyperparameters
+    assert declared and set(declared) <= set(cls._fields)
+    assert all(isinstance(h, optim.base.Hyper) for h in declared.values())
+    assert "count" not in declared
+
+
+def test_set_hyperparams_follows_a_users_own_declaration():
+    """set_hyperparams reads the declaration on the state's type; it knows no type by name."""
+
+    class ScaleState(NamedTuple):
+        count: jax.Array
+        scale: jax.Array
+
+        hyperparameters = optim.base.Hyperparameters(scale=optim.base.Hyper(0.0, 1.0))
+
+    hypers = ScaleState.hyperparameters.initial(scale=0.5)
+    state = ScaleState(count=jnp.zeros((), jnp.int32), **hypers)
+    assert state.scale.dtype == jnp.result_type(float)
+    new = set_hyperparams(state, scale=0.25)
+    assert float(new.scale) == 0.25 and new.scale.dtype == state.scale.dtype
+    with pytest.raises(ValueError, match=r"scale must be in \[0, 1\); got 1.5"):
+        set_hyperparams(state, scale=1.5)
+    with pytest.raises(ValueError, match=r"ScaleState.scale holds a fixed value"):
+        set_hyperparams(state, scale=schedules.constant(0.1))

@@ -7,33 +7,24 @@ of turning gradients into a descent step. `chain` runs several in sequence::
     opt = chain(clip_by_global_norm(1.0), adam(1e-3))                 # clip, then Adam
     opt = chain(sgd(0.1), proximal_l1(0.1, l1w=(1e-4, None)))         # step, then soft-threshold
 
-As in `jaxmlp.optim`, hyperparameters (``max_norm``, the L1 strengths, the learning rate) live
-in the state as arrays, so `jaxmlp.optim.set_hyperparams` changes them without recompiling.
-Everything here is also available from `jaxmlp.optim` (``jm.optim.chain`` and so on).
+As for the optimizers, hyperparameters (``max_norm``, the L1 strengths, the learning rate) live
+in the state as arrays, so `jaxmlp.optim.set_hyperparams` changes them without recompiling; an
+L1 strength is one number for every layer or one per layer (`LayerStrengths`). Everything here
+is also available from `jaxmlp.optim` (``jm.optim.chain`` and so on); ``jm.transforms`` is this
+module.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import check_range
-from jaxmlp._optim_core import (
-    Optimizer,
-    as_learning_rate,
-    check_state,
-    check_state_matches,
-    count0,
-    hyper,
-    is_bias,
-    lr_now,
-    need_params,
-    next_count,
-)
+from jaxmlp.optim import base
 from jaxmlp.schedules import ScheduleLike
 
 # ---------------------------------------------------------------------------------------------
@@ -46,10 +37,10 @@ class ClipState(NamedTuple):
     count: jax.Array
     max_norm: jax.Array
 
-    hyperparameters = ("max_norm",)
+    hyperparameters = base.Hyperparameters(max_norm=base.NONNEGATIVE)
 
 
-def clip_by_global_norm(max_norm: float) -> Optimizer:
+def clip_by_global_norm(max_norm: float) -> base.Optimizer:
     """Rescale the whole gradient tree so that its global L2 norm is at most `max_norm`.
 
     ::
@@ -72,30 +63,30 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
     >>> clipped["a"], clipped["b"]
     (Array([0.6], dtype=float32), Array([0.8], dtype=float32))
     """
-    max_norm0 = hyper("max_norm", max_norm)
+    hypers = ClipState.hyperparameters.initial(max_norm=max_norm)
 
     def init(params: Any) -> ClipState:
-        return ClipState(count0(), max_norm0)
+        return ClipState(count=base.count0(), **hypers)
 
     def update(grads: Any, state: ClipState, params: Any = None):
-        check_state(state, ClipState, "clip_by_global_norm")
+        base.check_state(state, ClipState, "clip_by_global_norm")
         leaves = jax.tree.leaves(grads)
         if not leaves:
-            return grads, state._replace(count=next_count(state.count))
+            return grads, state._replace(count=base.next_count(state.count))
         norm = jnp.sqrt(sum(jnp.sum(g.astype(jnp.result_type(*leaves)) ** 2) for g in leaves))
         over = norm > state.max_norm
         scale = jnp.where(over, state.max_norm / jnp.where(over, norm, 1), 1)
         clipped = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
-        return clipped, state._replace(count=next_count(state.count))
+        return clipped, state._replace(count=base.next_count(state.count))
 
-    return Optimizer(init, update)
+    return base.Optimizer(init, update)
 
 
 # ---------------------------------------------------------------------------------------------
 # Chaining
 
 
-def chain(*transforms: Optimizer) -> Optimizer:
+def chain(*transforms: base.Optimizer) -> base.Optimizer:
     """Compose transformations: each one's output is the next one's input.
 
     ``chain(a, b).update(g, (sa, sb), params)`` runs ``u, sa = a.update(g, sa, params)`` then
@@ -118,7 +109,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
     if not transforms:
         raise ValueError("chain needs at least one transformation; got none")
     for i, t in enumerate(transforms):
-        if not isinstance(t, Optimizer):
+        if not isinstance(t, base.Optimizer):
             raise TypeError(
                 f"chain: transforms[{i}] must be a jaxmlp optimizer or transformation such as "
                 f"jaxmlp.optim.sgd(0.1); got {type(t).__name__}"
@@ -140,7 +131,7 @@ def chain(*transforms: Optimizer) -> Optimizer:
             new_states.append(s)
         return grads, tuple(new_states)
 
-    return Optimizer(init, update)
+    return base.Optimizer(init, update)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -148,6 +139,50 @@ def chain(*transforms: Optimizer) -> Optimizer:
 
 Strengths = float | jax.Array | Sequence[float | jax.Array | None]
 """An L1 strength: one number for every layer, or a tuple with one per layer (None for 0)."""
+
+
+@dataclass(frozen=True)
+class LayerStrengths(base.Hyper):
+    """An L1 strength ``>= 0``: one number for every layer, or one per layer of a params tuple."""
+
+    def initial(self, name: str, value: Any) -> jax.Array:
+        """`value` as a strength array: shape ``()`` for one number, ``(L,)`` for one per layer.
+
+        A tuple or list holds one entry per layer, ``None`` for 0; a 1-D array is taken as one
+        entry per layer. Every entry must be a finite number ``>= 0`` (checked when concrete).
+        """
+        if isinstance(value, (tuple, list)):
+            if not value:
+                raise ValueError(
+                    f"{name} must be a number or a tuple with one strength per layer; got an "
+                    f"empty {type(value).__name__}"
+                )
+            entries = []
+            for l, v in enumerate(value):
+                v = 0.0 if v is None else v
+                if np.ndim(v) != 0:
+                    raise ValueError(
+                        f"{name}[{l}] must be a number (the strength of layer {l}) or None; got "
+                        f"shape {tuple(np.shape(v))}"
+                    )
+                entries.append(super().initial(f"{name}[{l}]", v))
+            return jnp.stack(entries)
+        if np.ndim(value) > 1:
+            raise ValueError(
+                f"{name} must be a number, or one number per layer (a tuple or a 1-D array); got "
+                f"shape {tuple(np.shape(value))}"
+            )
+        if np.ndim(value) == 1 and np.shape(value)[0] == 0:
+            raise ValueError(f"{name} must hold at least one strength; got an empty array")
+        return super().initial(name, value)
+
+    def replacement(self, owner: str, name: str, old: Any, value: Any) -> Any:
+        """One number for every layer or one per layer, as in `initial`, cast like `old`."""
+        value = value if callable(value) else self.initial(name, value)
+        return super().replacement(owner, name, old, value)
+
+
+STRENGTHS = LayerStrengths()
 
 
 class ProximalL1State(NamedTuple):
@@ -162,45 +197,9 @@ class ProximalL1State(NamedTuple):
     l1w: jax.Array
     l1b: jax.Array
 
-    hyperparameters = ("learning_rate", "l1w", "l1b")
-
-
-def _layer_strengths(name: str, value: Any) -> jax.Array:
-    """`value` as a strength array: shape ``()`` for one number, ``(L,)`` for one per layer.
-
-    A tuple or list holds one entry per layer, ``None`` for 0; a 1-D array is taken as one
-    entry per layer. Every entry must be a finite number ``>= 0`` (checked when concrete).
-    """
-    if isinstance(value, (tuple, list)):
-        if not value:
-            raise ValueError(
-                f"{name} must be a number or a tuple with one strength per layer; got an empty "
-                f"{type(value).__name__}"
-            )
-        entries = []
-        for l, v in enumerate(value):
-            v = 0.0 if v is None else v
-            if np.ndim(v) != 0:
-                raise ValueError(
-                    f"{name}[{l}] must be a number (the strength of layer {l}) or None; got "
-                    f"shape {tuple(np.shape(v))}"
-                )
-            entries.append(_hyper_entry(f"{name}[{l}]", name, v))
-        return jnp.stack(entries)
-    if np.ndim(value) > 1:
-        raise ValueError(
-            f"{name} must be a number, or one number per layer (a tuple or a 1-D array); got "
-            f"shape {tuple(np.shape(value))}"
-        )
-    if np.ndim(value) == 1 and np.shape(value)[0] == 0:
-        raise ValueError(f"{name} must hold at least one strength; got an empty array")
-    return hyper(name, value)
-
-
-def _hyper_entry(label: str, name: str, value: Any) -> jax.Array:
-    """One entry of a per-layer strength, checked under its own label (e.g. ``l1w[1]``)."""
-    check_range(label, value, 0.0)
-    return hyper(name, value)
+    hyperparameters = base.Hyperparameters(
+        learning_rate=base.LEARNING_RATE, l1w=STRENGTHS, l1b=STRENGTHS
+    )
 
 
 def _check_layers(params: Any, strengths: dict[str, jax.Array], who: str) -> None:
@@ -221,7 +220,7 @@ def _check_layers(params: Any, strengths: dict[str, jax.Array], who: str) -> Non
 
 def proximal_l1(
     learning_rate: ScheduleLike, l1w: Strengths = 0.0, l1b: Strengths = 0.0
-) -> Optimizer:
+) -> base.Optimizer:
     """Soft-thresholding after the step: the proximal L1 update, which makes exact zeros.
 
     The seeds say L1 drives weights to *exactly* zero, but a subgradient step
@@ -272,8 +271,8 @@ def proximal_l1(
     >>> [layer["W"] for layer in apply_updates(params, u)]
     [Array([ 0.  , -0.95], dtype=float32), Array([ 0.03, -1.  ], dtype=float32)]
     """
-    lr0 = as_learning_rate(learning_rate)
-    l1w0, l1b0 = _layer_strengths("l1w", l1w), _layer_strengths("l1b", l1b)
+    hypers = ProximalL1State.hyperparameters.initial(learning_rate=learning_rate, l1w=l1w, l1b=l1b)
+    l1w0, l1b0 = hypers["l1w"], hypers["l1b"]
     if jnp.ndim(l1w0) == jnp.ndim(l1b0) == 1 and jnp.shape(l1w0) != jnp.shape(l1b0):
         raise ValueError(
             "l1w and l1b must give the same number of layers; got "
@@ -282,17 +281,17 @@ def proximal_l1(
 
     def init(params: Any) -> ProximalL1State:
         _check_layers(params, {"l1w": l1w0, "l1b": l1b0}, "proximal_l1")
-        return ProximalL1State(count0(), lr0, l1w0, l1b0)
+        return ProximalL1State(count=base.count0(), **hypers)
 
     def update(updates: Any, state: ProximalL1State, params: Any = None):
-        check_state(state, ProximalL1State, "proximal_l1")
-        need_params(params, "proximal_l1")
-        check_state_matches(updates, params, "params")
+        base.check_state(state, ProximalL1State, "proximal_l1")
+        base.need_params(params, "proximal_l1")
+        base.check_state_matches(updates, params, "params")
         _check_layers(params, {"l1w": state.l1w, "l1b": state.l1b}, "proximal_l1")
-        lr = lr_now(state)
+        lr = base.lr_now(state)
 
         def strength(path: tuple[Any, ...]) -> jax.Array:
-            lam = state.l1b if is_bias(path) else state.l1w
+            lam = state.l1b if base.is_bias(path) else state.l1w
             # A per-layer strength: the layer is the leaf's index in the params tuple.
             return lam[path[0].idx] if jnp.ndim(lam) == 1 else lam
 
@@ -304,6 +303,6 @@ def proximal_l1(
             return jnp.where(threshold > 0, w_new - w, u).astype(w.dtype)
 
         new = jax.tree_util.tree_map_with_path(prox, params, updates)
-        return new, state._replace(count=next_count(state.count))
+        return new, state._replace(count=base.next_count(state.count))
 
-    return Optimizer(init, update)
+    return base.Optimizer(init, update)
