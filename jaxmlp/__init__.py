@@ -15,6 +15,7 @@ from jaxmlp import (
     schedules,
     sharding,
 )
+from jaxmlp._driver import Snapshot
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
 from jaxmlp.datasets import spiral
@@ -40,6 +41,7 @@ __all__ = [
     "MLP",
     "Params",
     "Regularization",
+    "Snapshot",
     "accuracy",
     "activations",
     "apply_updates",

@@ -256,18 +256,27 @@ def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = 
             )
 
 
-def check_problem(net: Any, x: Any, y: Any, loss: Any, mask: Any = None) -> None:
-    """Validate the net, the loss name against its output, the targets and mask against `x`."""
+def check_problem(
+    net: Any, x: Any, y: Any, loss: Any, mask: Any = None, params: Any = None, name: str = "x"
+) -> None:
+    """Validate a call on data: net, loss, `params` (if given), inputs, targets and mask.
+
+    The loss must suit the net's output, `y` and `mask` the rows of `x`. The one check of
+    every public function that takes ``(net, params, x, y, loss)``; the functions they call
+    inside do not check again.
+    """
     check_net(net)
     check_loss(loss, net.output_activation, net.out_features)
-    batch = x.shape[0] if hasattr(x, "shape") and len(x.shape) == 2 else None
-    if batch is not None:
-        check_targets(loss, y, batch, net.out_features)
-        if mask is not None and tuple(jnp.shape(mask)) != (batch,):
-            raise ValueError(
-                f"mask must have shape ({batch},), one weight per row of x; got "
-                f"{tuple(jnp.shape(mask))}"
-            )
+    if params is not None:
+        check_params(net, params)
+    check_inputs(net, x, name)
+    batch = np.shape(x)[0]
+    check_targets(loss, y, batch, net.out_features)
+    if mask is not None and tuple(jnp.shape(mask)) != (batch,):
+        raise ValueError(
+            f"mask must have shape ({batch},), one weight per row of x; got "
+            f"{tuple(jnp.shape(mask))}"
+        )
 
 
 def check_counts(epochs: Any, initial_epoch: Any, batch_size: Any, n: int) -> int:

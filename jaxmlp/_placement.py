@@ -100,8 +100,8 @@ def replicated(mesh: Mesh) -> NamedSharding:
 def batch_sharding(mesh: Mesh) -> NamedSharding:
     """The sharding of an epoch's stacked batches ``(n_batches, batch, ...)``: rows over "data".
 
-    >>> mesh = data_mesh(1)
-    >>> tuple(batch_sharding(mesh).spec)
+    >>> from jaxmlp.sharding import data_mesh
+    >>> tuple(batch_sharding(data_mesh(1)).spec)
     (None, 'data')
     """
     return NamedSharding(mesh, P(None, DATA))

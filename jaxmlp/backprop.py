@@ -34,26 +34,20 @@ there too: ``relu'(0) = 0``, ``leaky_relu'(0) = 0.01``, L1's ``sign(0) = +1``.
 
 from __future__ import annotations
 
-import jax
 import jax.numpy as jnp
+from jax import Array
 
 from jaxmlp import activations as _act
 from jaxmlp import losses as _losses
 from jaxmlp._checks import check_problem
-from jaxmlp.model import MLP, Params, column_form, forward_intermediates
-from jaxmlp.regularization import RegLike, add_penalty_grad, penalty, per_layer
+from jaxmlp.losses import Mask
+from jaxmlp.model import MLP, Params, column_form, intermediates
+from jaxmlp.objective import objective_of
+from jaxmlp.regularization import RegLike, add_penalty_grad, per_layer
 
 
-def backprop(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    mask: jax.Array | None = None,
-) -> Params:
+def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: RegLike = None,
+             mask: Mask = None) -> Params:  # fmt: skip
     """The gradient of `jaxmlp.objective`, computed by hand with the seeds' equations.
 
     From the output layer ``L`` down to the first::
@@ -66,15 +60,8 @@ def backprop(
     with ``a_0 = x`` and ``sign(0) = +1``. Pure and jit-compatible (``net`` and ``loss``
     static); inputs are validated exactly as `jaxmlp.objective` validates them.
 
-    Args:
-      net: the architecture.
-      params: a tuple of ``{"W": (fan_in, fan_out), "b": (fan_out,)}`` dicts, one per layer.
-      x: inputs, shape ``(batch, net.in_features)``.
-      y: targets: shape ``(batch, net.out_features)``, or integer labels of shape ``(batch,)``
-        for ``categorical_crossentropy``.
-      loss: ``"mse"``, ``"mae"``, ``"binary_crossentropy"`` or ``"categorical_crossentropy"``.
-      reg: a `Regularization`, a tuple with one per layer, or None.
-      mask: optional 0/1 weight per example, as for `jaxmlp.objective`.
+    Args: those of `jaxmlp.objective` (``params`` a tuple of ``{"W": (fan_in, fan_out),
+    "b": (fan_out,)}`` dicts, one per layer).
 
     Returns:
       A pytree shaped like `params` (same dtypes): ``∂objective/∂W`` and ``∂objective/∂b``.
@@ -91,21 +78,13 @@ def backprop(
 
     `jaxmlp.gradcheck.gradcheck` compares it with ``jax.grad`` and finite differences.
     """
-    check_problem(net, x, y, loss, mask)
-    zs, acts = forward_intermediates(net, params, x)
-    return _backward(net, params, zs, acts, jnp.asarray(y), loss=loss, reg=reg, mask=mask)
+    check_problem(net, x, y, loss, mask, params)
+    zs, acts = intermediates(net, params, x)
+    return backward(net, params, zs, acts, jnp.asarray(y), loss=loss, reg=reg, mask=mask)
 
 
-def value_and_backprop(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    mask: jax.Array | None = None,
-) -> tuple[tuple[jax.Array, dict[str, jax.Array]], Params]:
+def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+                       reg: RegLike = None, mask: Mask = None) -> tuple:  # fmt: skip
     """`jaxmlp.objective` and its `backprop` gradient from one forward pass.
 
     The hand-written counterpart of
@@ -124,47 +103,22 @@ def value_and_backprop(
     >>> round(float(total), 4)  # uniform probabilities: log 3
     1.0986
     """
-    (total, (parts, _)), grads = value_output_and_backprop(
-        net, params, x, y, loss=loss, reg=reg, mask=mask
-    )
+    check_problem(net, x, y, loss, mask, params)
+    zs, acts = intermediates(net, params, x)
+    y = jnp.asarray(y)
+    grads = backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
+    total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     return (total, parts), grads
 
 
-def value_output_and_backprop(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    mask: jax.Array | None = None,
-) -> tuple[tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array]], Params]:
-    """As `value_and_backprop`, with the network's output: ``((total, (parts, out)), grads)``.
+def backward(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: str,
+             reg: RegLike, mask: Mask = None) -> Params:  # fmt: skip
+    """The backward table, given the forward one (``zs``: the seeds' HI, ``acts``: HO).
 
-    The same structure as ``jax.value_and_grad(objective_and_output, has_aux=True)``.
+    `backprop` without its checks and its forward pass: ``zs`` and ``acts`` are what
+    `jaxmlp.model.intermediates` returns, `y` an array. For callers that validated their inputs
+    once (`backprop`, `jaxmlp.train`, the compiled epochs of `jaxmlp.fit`).
     """
-    check_problem(net, x, y, loss, mask)
-    zs, acts = forward_intermediates(net, params, x)
-    y = jnp.asarray(y)
-    grads = _backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
-    data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y, mask)
-    pen = penalty(params, reg)
-    return (data + pen, ({"data": data, "penalty": pen}, acts[-1])), grads
-
-
-def _backward(
-    net: MLP,
-    params: Params,
-    zs: list[jax.Array],
-    acts: list[jax.Array],
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike,
-    mask: jax.Array | None = None,
-) -> Params:
-    """The backward table, given the forward one (``zs``: the seeds' HI, ``acts``: HO)."""
     regs = per_layer(reg, net.n_layers)
     out = _act.get(net.output_activation)
     g = _losses.data_loss_grad(loss, out.name, zs[-1], acts[-1], y, mask)

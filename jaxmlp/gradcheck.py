@@ -30,10 +30,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import losses as _losses
-from jaxmlp._checks import check_inputs, check_key, check_params, check_problem
-from jaxmlp.backprop import backprop
-from jaxmlp.model import MLP, Params, forward_intermediates
-from jaxmlp.objective import objective
+from jaxmlp._checks import check_count, check_key, check_problem
+from jaxmlp.backprop import backprop, backward
+from jaxmlp.model import MLP, Params, intermediates
+from jaxmlp.objective import objective_and_output
 from jaxmlp.regularization import RegLike, per_layer
 
 RTOL, ATOL = 1e-7, 1e-9
@@ -244,9 +244,7 @@ def gradcheck(
     ...
     PASSED: manual vs autodiff within rtol=1e-07, atol=1e-09; ...
     """
-    check_problem(net, x, y, loss)
-    check_params(net, params)
-    check_inputs(net, x)
+    check_problem(net, x, y, loss, params=params)
     per_layer(reg, net.n_layers)  # validates reg as objective does
     check_settings(
         n_samples=n_samples, eps=eps, rtol=rtol, atol=atol, fd_rtol=fd_rtol, fd_atol=fd_atol
@@ -262,56 +260,13 @@ def gradcheck(
         f"backward: {_name(backward or backprop)}  (float64; finite differences on sampled entries)"
     )
     with jax.enable_x64(True):
-        # Cast on the host: no eager device op to compile for each new shape.
-        # reg keeps its form (None, one Regularization, or one per layer) for `backward`.
-        params64, x64, reg64 = jax.tree.map(_float64, (params, x, reg))
-        y64 = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, np.float64))
-        problem = (net, x64, y64, loss, reg64)
-
-        manual, auto = _gradients(net, params64, x64, y64, loss, reg64, backward is None)
-        if backward is not None:
-            manual = backward(net, params64, x64, y64, loss=loss, reg=reg64)
-            _check_grads_tree(params64, manual)
-        manual = jax.tree.map(lambda g: np.asarray(g, np.float64), manual)
-        auto = jax.tree.map(np.asarray, auto)
-
-        leaves = jax.tree_util.tree_leaves_with_path(params64)  # W_0, b_0, W_1, …
-        samples = [
-            np.sort(rng.choice(leaf.size, min(n_samples, leaf.size), replace=False))
-            for _, leaf in leaves
-        ]
-        fd = [
-            _finite_differences(problem, params64, path, idx, eps)
-            for (path, _), idx in zip(leaves, samples)
-        ]
-
-    rows = []
-    for (path, leaf), local, (d, ok) in zip(leaves, samples, fd):
-        l, name = path[0].idx, path[1].key
-        m, a = manual[l][name], auto[l][name]
-        d, m_s, a_s = d[ok], m.ravel()[local][ok], a.ravel()[local][ok]
-        diff = np.abs(m - a)
-        passed = np.all(diff <= atol + rtol * np.abs(a))
-        passed = passed and np.all(np.abs(m_s - d) <= fd_atol + fd_rtol * np.abs(d))
-        rows.append(
-            LeafCheck(
-                layer=l,
-                leaf=name,
-                shape=tuple(leaf.shape),
-                autodiff_abs=_max(diff),
-                autodiff_rel=_max_rel(m, a),
-                worst=tuple(int(i) for i in np.unravel_index(np.argmax(diff), m.shape)),
-                fd_checked=int(ok.sum()),
-                fd_skipped=int((~ok).sum()),
-                fd_abs=_max(np.abs(m_s - d)),
-                fd_rel=_max_rel(m_s, d),
-                autodiff_fd_abs=_max(np.abs(a_s - d)),
-                autodiff_fd_rel=_max_rel(a_s, d),
-                passed=bool(passed),
-            )
+        manual, auto, sampled = _three_gradients(
+            (net, params, x, y, loss, reg), backward, rng, n_samples, eps
         )
+    tolerances = (rtol, atol, fd_rtol, fd_atol)
+    rows = tuple(_leaf_check(manual, auto, *s, tolerances) for s in sampled)
     return GradcheckReport(
-        rows=tuple(rows),
+        rows=rows,
         title=title,
         rtol=float(rtol),
         atol=float(atol),
@@ -319,6 +274,57 @@ def gradcheck(
         fd_atol=float(fd_atol),
         eps=float(eps),
         n_samples=int(n_samples),
+    )
+
+
+def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: int, eps: float):
+    """In float64: the manual gradient, autodiff, and finite differences on sampled entries.
+
+    Returns ``(manual, auto, sampled)``, the first two as NumPy trees, and per leaf ``(path,
+    leaf, index, differences, kink_free)``.
+    """
+    net, params, x, y, loss, reg = problem
+    # Cast on the host: no eager device op to compile for each new shape.
+    # reg keeps its form (None, one Regularization, or one per layer) for `backward`.
+    params64, x64, reg64 = jax.tree.map(_float64, (params, x, reg))
+    y64 = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, np.float64))
+    manual, auto = _gradients(net, params64, x64, y64, loss, reg64, backward is None)
+    if backward is not None:
+        manual = backward(net, params64, x64, y64, loss=loss, reg=reg64)
+        _check_grads_tree(params64, manual)
+    manual = jax.tree.map(lambda g: np.asarray(g, np.float64), manual)
+    auto = jax.tree.map(np.asarray, auto)
+    sampled = []
+    for path, leaf in jax.tree_util.tree_leaves_with_path(params64):  # W_0, b_0, W_1, …
+        index = np.sort(rng.choice(leaf.size, min(n_samples, leaf.size), replace=False))
+        fd = (net, x64, y64, loss, reg64)
+        sampled.append((path, leaf, index, *_finite_differences(fd, params64, path, index, eps)))
+    return manual, auto, sampled
+
+
+def _leaf_check(manual, auto, path, leaf, local, d, ok, tolerances) -> LeafCheck:
+    """One row of the report: manual against autodiff everywhere, and against `d` at `local`."""
+    rtol, atol, fd_rtol, fd_atol = tolerances
+    l, name = path[0].idx, path[1].key
+    m, a = manual[l][name], auto[l][name]
+    d, m_s, a_s = d[ok], m.ravel()[local][ok], a.ravel()[local][ok]
+    diff = np.abs(m - a)
+    passed = np.all(diff <= atol + rtol * np.abs(a))
+    passed = passed and np.all(np.abs(m_s - d) <= fd_atol + fd_rtol * np.abs(d))
+    return LeafCheck(
+        layer=l,
+        leaf=name,
+        shape=tuple(leaf.shape),
+        autodiff_abs=_max(diff),
+        autodiff_rel=_max_rel(m, a),
+        worst=tuple(int(i) for i in np.unravel_index(np.argmax(diff), m.shape)),
+        fd_checked=int(ok.sum()),
+        fd_skipped=int((~ok).sum()),
+        fd_abs=_max(np.abs(m_s - d)),
+        fd_rel=_max_rel(m_s, d),
+        autodiff_fd_abs=_max(np.abs(a_s - d)),
+        autodiff_fd_rel=_max_rel(a_s, d),
+        passed=bool(passed),
     )
 
 
@@ -330,9 +336,11 @@ def _gradients(
 
     The first is None unless `with_backprop`: a user's backward function runs as it is.
     """
-    auto = jax.grad(lambda p: objective(net, p, x, y, loss=loss, reg=reg)[0])(params)
-    manual = backprop(net, params, x, y, loss=loss, reg=reg) if with_backprop else None
-    return manual, auto
+    auto = jax.grad(lambda p: objective_and_output(net, p, x, y, loss=loss, reg=reg)[0])(params)
+    if not with_backprop:
+        return None, auto
+    zs, acts = intermediates(net, params, x)
+    return backward(net, params, zs, acts, y, loss=loss, reg=reg), auto
 
 
 @functools.partial(jax.jit, static_argnames=("net", "loss"))
@@ -340,7 +348,7 @@ def _value_and_kinks(
     net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg
 ) -> tuple[jax.Array, jax.Array]:
     """The objective and its kink signature (see `_kink_signature`) at `params`."""
-    value = objective(net, params, x, y, loss=loss, reg=reg)[0]
+    value = objective_and_output(net, params, x, y, loss=loss, reg=reg)[0]
     return value, _kink_signature(net, params, x, y, loss, reg)
 
 
@@ -374,7 +382,7 @@ def _kink_signature(
     net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg: RegLike
 ) -> jax.Array:
     """Booleans that change only where the objective has a kink (see the module docstring)."""
-    zs, acts = forward_intermediates(net, params, x)
+    zs, acts = intermediates(net, params, x)
     parts = [(z > 0).ravel() for z, f in zip(zs, net.activations) if f in ("relu", "leaky_relu")]
     a = acts[-1]
     if loss == "mae":
@@ -414,8 +422,7 @@ def check_settings(
     *, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: Any, fd_atol: Any
 ) -> None:
     """Raise ValueError unless `gradcheck`'s sampling and tolerance settings are valid."""
-    if isinstance(n_samples, bool) or not isinstance(n_samples, (int, np.integer)) or n_samples < 0:
-        raise ValueError(f"n_samples must be an integer >= 0; got {n_samples!r}")
+    check_count("n_samples", n_samples)
     if not (isinstance(eps, (int, float)) and eps > 0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
     tolerances = {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}

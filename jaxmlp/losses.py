@@ -31,11 +31,14 @@ from __future__ import annotations
 
 import jax
 import jax.numpy as jnp
+from jax import Array
 
 NAMES: tuple[str, ...] = ("mse", "mae", "binary_crossentropy", "categorical_crossentropy")
 PROBABILITY_OUTPUTS: tuple[str, ...] = ("sigmoid", "softmax")
 CLIP = 1e-7
 FUSED: dict[str, str] = {"categorical_crossentropy": "softmax", "binary_crossentropy": "sigmoid"}
+Mask = jax.Array | None
+"""Optional 0/1 weights per example, shape ``(batch,)``: means over the rows whose weight is 1."""
 
 
 def _mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
@@ -212,13 +215,8 @@ def _pick(logp: jax.Array, y: jax.Array) -> jax.Array:
 
 
 def data_loss(
-    loss: str,
-    output_activation: str,
-    z: jax.Array,
-    a: jax.Array,
-    y: jax.Array,
-    mask: jax.Array | None = None,
-):
+    loss: str, output_activation: str, z: Array, a: Array, y: Array, mask: Mask = None
+) -> Array:
     """The data loss of an output layer with logits `z` and activations `a` against `y`.
 
     Uses the logits for the fused pairs (softmax + categorical, sigmoid + binary
@@ -242,13 +240,8 @@ def _pair(loss: str, output_activation: str):
 
 
 def data_loss_grad(
-    loss: str,
-    output_activation: str,
-    z: jax.Array,
-    a: jax.Array,
-    y: jax.Array,
-    mask: jax.Array | None = None,
-) -> jax.Array:
+    loss: str, output_activation: str, z: Array, a: Array, y: Array, mask: Mask = None
+) -> Array:
     """Hand-written gradient of `data_loss`: ``dL/dz`` for the fused pairs, else ``dL/da``.
 
     Mirrors `data_loss`: for softmax + categorical and sigmoid + binary cross-entropy (see

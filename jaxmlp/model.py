@@ -158,6 +158,13 @@ def forward_intermediates(
     """
     check_params(net, params)
     check_inputs(net, x)
+    return intermediates(net, params, x)
+
+
+def intermediates(
+    net: MLP, params: Params, x: jax.Array
+) -> tuple[list[jax.Array], list[jax.Array]]:
+    """`forward_intermediates` without its checks, for callers that validated their inputs."""
     x = jnp.asarray(x)
     columns = column_form(net, x.shape[0])
     a = x.T if columns else x
@@ -202,5 +209,6 @@ def forward(net: MLP, params: Params, x: jax.Array) -> jax.Array:
     >>> probs.shape, bool(jnp.allclose(probs.sum(axis=1), 1.0))
     ((5, 3), True)
     """
-    _, acts = forward_intermediates(net, params, x)
-    return acts[-1]
+    check_params(net, params)
+    check_inputs(net, x)
+    return intermediates(net, params, x)[1][-1]

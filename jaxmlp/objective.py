@@ -2,24 +2,17 @@
 
 from __future__ import annotations
 
-import jax
+from jax import Array
 
 from jaxmlp import losses as _losses
 from jaxmlp._checks import check_problem
-from jaxmlp.model import MLP, Params, forward_intermediates
+from jaxmlp.losses import Mask
+from jaxmlp.model import MLP, Params, intermediates
 from jaxmlp.regularization import RegLike, penalty
 
 
-def objective(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    mask: jax.Array | None = None,
-) -> tuple[jax.Array, dict[str, jax.Array]]:
+def objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: RegLike = None,
+              mask: Mask = None) -> tuple[Array, dict[str, Array]]:  # fmt: skip
     """Regularized loss ``data_loss(forward(x), y) + penalty(params, reg)``.
 
     The data loss is a mean (see `jaxmlp.losses`); the penalty is added unscaled. Differentiate
@@ -47,26 +40,27 @@ def objective(
     >>> sorted(parts)
     ['data', 'penalty']
     """
-    total, (parts, _) = objective_and_output(net, params, x, y, loss=loss, reg=reg, mask=mask)
+    check_problem(net, x, y, loss, mask, params)
+    zs, acts = intermediates(net, params, x)
+    total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     return total, parts
 
 
-def objective_and_output(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    mask: jax.Array | None = None,
-) -> tuple[jax.Array, tuple[dict[str, jax.Array], jax.Array]]:
-    """`objective` and the network's output from the same forward pass.
+def objective_of(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: str,
+                 reg: RegLike, mask: Mask = None) -> tuple[Array, tuple[dict, Array]]:  # fmt: skip
+    """`objective` given the forward pass (`jaxmlp.model.intermediates`), without the checks.
 
-    Returns ``(total, (parts, output))``, a form `jax.value_and_grad(..., has_aux=True)` takes.
+    For callers that validated their inputs once: `objective`, `jaxmlp.backprop`,
+    `jaxmlp.train` and the compiled epochs of `jaxmlp.fit`. Returns ``(total, (parts,
+    output))``, the form `jax.value_and_grad(..., has_aux=True)` takes.
     """
-    check_problem(net, x, y, loss, mask)
-    zs, acts = forward_intermediates(net, params, x)
     data = _losses.data_loss(loss, net.output_activation, zs[-1], acts[-1], y, mask)
     pen = penalty(params, reg)
     return data + pen, ({"data": data, "penalty": pen}, acts[-1])
+
+
+def objective_and_output(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+                         reg: RegLike = None, mask: Mask = None) -> tuple:  # fmt: skip
+    """`objective` and the network's output from one forward pass, without the checks."""
+    zs, acts = intermediates(net, params, x)
+    return objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)

@@ -55,6 +55,43 @@ def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None 
     return fig
 
 
+def plot_histories(
+    histories: list[dict[str, np.ndarray]], labels: list[str], path: str | os.PathLike | None = None
+):
+    """Loss and accuracy per epoch of several models, one colour each; validation dashed.
+
+    Args:
+      histories: one history per model (``FitResult.history``, e.g. of ``result.model(k)``).
+      labels: one legend label per model (the legend is drawn for up to 12 models).
+      path: where to save a PNG; None to return the figure without saving.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _pyplot()
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    cmap = plt.get_cmap("viridis")
+    for k, (h, name) in enumerate(zip(histories, labels)):
+        if not len(h["epoch"]):
+            continue
+        color = cmap(k / max(len(histories) - 1, 1))
+        ax_loss.plot(h["epoch"], h["loss"], color=color, label=name)
+        ax_acc.plot(h["epoch"], h["accuracy"], color=color)
+        if "val_loss" in h:
+            ax_loss.plot(h["epoch"], h["val_loss"], color=color, linestyle="--")
+            ax_acc.plot(h["epoch"], h["val_accuracy"], color=color, linestyle="--")
+    dashed = "; dashed: validation" if any("val_loss" in h for h in histories) else ""
+    ax_loss.set(xlabel="epoch", ylabel="loss", title=f"Loss (solid: train{dashed})")
+    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
+    if len(histories) <= 12:
+        ax_loss.legend(fontsize="small")
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
 def plot_decision_boundary(
     net: MLP,
     params: Params,

@@ -12,42 +12,35 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+from jax import Array
 
-from jaxmlp._checks import check_choice, check_loss
-from jaxmlp.backprop import value_output_and_backprop
-from jaxmlp.model import MLP, Params
-from jaxmlp.objective import objective_and_output
+from jaxmlp._checks import check_choice, check_loss, check_problem
+from jaxmlp.backprop import backward
+from jaxmlp.losses import Mask
+from jaxmlp.model import MLP, Params, intermediates
+from jaxmlp.objective import objective_and_output, objective_of
 from jaxmlp.optim import Optimizer, OptState, apply_updates
 from jaxmlp.regularization import RegLike
 
 GRADS: tuple[str, ...] = ("autodiff", "manual")
 
 
-def value_and_grads(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    grads: str = "autodiff",
-    mask: jax.Array | None = None,
-) -> tuple[tuple[jax.Array, dict[str, jax.Array], jax.Array], Params]:
+def value_and_grads(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+                    reg: RegLike = None, grads: str = "autodiff",
+                    mask: Mask = None) -> tuple:  # fmt: skip
     """The objective, its parts, the network's output and the gradient, from one forward pass.
 
     ``grads="autodiff"`` differentiates `jaxmlp.objective` with `jax.value_and_grad`;
-    ``grads="manual"`` uses the hand-written `jaxmlp.backprop`. `mask` as for
-    `jaxmlp.objective`.
+    ``grads="manual"`` uses the hand-written `jaxmlp.backprop.backward`. `mask` as for
+    `jaxmlp.objective`. Inputs are not checked: `train_step` and `jaxmlp.fit` check them once.
 
     Returns:
       ``((total, {"data", "penalty"}, output), grads)``.
     """
-    check_choice("grads", grads, GRADS)
     if grads == "manual":
-        (total, (parts, out)), g = value_output_and_backprop(
-            net, params, x, y, loss=loss, reg=reg, mask=mask
-        )
+        zs, acts = intermediates(net, params, x)
+        g = backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
+        total, (parts, out) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     else:
         f = functools.partial(objective_and_output, net, loss=loss, reg=reg, mask=mask)
         (total, (parts, out)), g = jax.value_and_grad(f, has_aux=True)(params, x, y)
@@ -88,6 +81,8 @@ def train_step(
       ``(params, opt_state, metrics)`` with ``metrics = {"loss", "data", "penalty"}`` measured
       at the parameters *before* the update.
     """
+    check_choice("grads", grads, GRADS)
+    check_problem(net, x, y, loss, params=params)
     (value, parts, _), g = value_and_grads(net, params, x, y, loss=loss, reg=reg, grads=grads)
     updates, opt_state = opt.update(g, opt_state, params)
     params = apply_updates(params, updates)

@@ -1,0 +1,437 @@
+"""``jaxmlp train``: train a net from the command line; write metrics, a checkpoint and plots.
+
+With no options it runs the book's chapter-14 experiment: spiral data (100 samples × 3
+classes; validation on a fresh draw of the same size), a 2-64-3 ReLU/softmax net, categorical
+cross-entropy, L2 of 5e-4 on the hidden layer's weights and biases, Adam with learning rate
+0.02 and the book's decay ``0.02 / (1 + 5e-7·step)``, ε = 1e-7, 10000 full-batch epochs.
+
+Outputs in ``--out`` (default ``runs/<data>``): ``metrics.csv`` (one row per epoch),
+``history.json`` (the settings, the history and the final metrics), ``checkpoint.npz`` (see
+`jaxmlp.checkpoint`; it and ``history.json`` are written every ``--checkpoint-every`` epochs
+and at the end, ``metrics.csv`` at the end or when training stops), and, with
+matplotlib installed, ``curves.png`` and, for 2-D inputs, ``decision_boundary.png``.
+``--resume`` continues from the checkpoint in ``--out`` with the settings saved there, up to
+``--epochs`` epochs in all, and produces exactly the numbers an uninterrupted run would.
+
+Many models at once: ``--seeds N`` trains N models with seeds seed, …, seed+N−1, and each
+``--sweep NAME=V1,V2,...`` one model per value (several sweeps and --seeds form a grid), in one
+compiled program (`jaxmlp.fit_many`) on the data of ``--seed`` (or ``--data-seed``). Model k
+equals, to float rounding, the single run ``jaxmlp train --seed S_k --data-seed SEED --NAME V_k
+...``: its seed draws its initial weights and shuffles. ``--out`` then holds ``metrics.csv``
+(one row per model and epoch, with columns model, seed and the swept names), ``history.json``
+(the settings, and per model its values, history, final metrics and stop reason), ``model_<k>/``
+(a single run's ``checkpoint.npz``, ``history.json`` and ``metrics.csv``: ``--resume --out
+DIR/model_<k>`` continues that model alone) and, with matplotlib, ``curves.png`` (every model)
+and ``decision_boundary.png`` (the best model by validation accuracy). A summary table, with the
+mean ± std over the seeds of each setting, ends the run.
+
+How a run flows: `run` checks the options, `setup` builds the data, the net and the loss,
+`make_models` each model's optimizer, initial parameters and shuffle key, and `train` calls
+`jaxmlp.fit` (one model) or `jaxmlp.fit_many` (K) once, with a callback that writes the
+checkpoints; `jaxmlp.cli.report` prints the results and draws the plots.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import itertools
+import math
+import os
+import sys
+import time
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from jaxmlp import datasets, optim, schedules
+from jaxmlp._checks import check_inputs, check_problem
+from jaxmlp._driver import Snapshot
+from jaxmlp.cli import outputs, report
+from jaxmlp.cli.config import (
+    RUN_KEYS,
+    SWEEPABLE,
+    TRAIN_GROUPS,
+    TrainConfig,
+    check_bounds,
+    default_activations,
+)
+from jaxmlp.ensemble import fit_many, stack, take
+from jaxmlp.fit import FitResult, fit
+from jaxmlp.model import MLP, Params, init_params
+from jaxmlp.optim import Optimizer, OptState
+from jaxmlp.regularization import FIELDS as STRENGTHS
+from jaxmlp.regularization import Regularization
+
+HELP = "train a net (default: the book's chapter-14 spiral experiment)"
+DESCRIPTION = (
+    __doc__.split("\n", 1)[1].split("\n\nHow a run flows")[0].strip()
+    + "\n\nexit status: 0 done, 1 training (of any model) diverged, 2 bad options or data"
+)
+Config, GROUPS = TrainConfig, TRAIN_GROUPS
+FILL = {"sweepable": ", ".join(SWEEPABLE)}
+GENERATED = ("spiral", "vertical", "sine")
+
+
+class Problem(NamedTuple):
+    """What every model of a run shares: the data, the net, the loss, the number of updates."""
+
+    net: MLP
+    loss: str
+    x: jax.Array
+    y: jax.Array
+    validation: tuple[jax.Array, jax.Array] | None
+    total_steps: int
+
+
+class Model(NamedTuple):
+    """One model of a run: its settings, the values that set it apart, its initial state."""
+
+    config: TrainConfig
+    values: dict[str, Any]  # its seed, then its swept values
+    opt: Optimizer
+    params: Params
+    opt_state: OptState
+    key: jax.Array
+
+
+class Run(NamedTuple):
+    """Everything `train` needs: where, the options, the data and net, the models."""
+
+    out: str
+    config: TrainConfig
+    settings: dict[str, Any]  # the run's settings, as its history.json records them
+    problem: Problem
+    models: list[Model]
+    reg: tuple  # one Regularization per layer; a swept strength holds one value per model
+    history: dict[str, np.ndarray]  # a resumed run's rows so far
+
+
+def run(config: TrainConfig) -> int:
+    """Run ``jaxmlp train`` with `config`; return the exit status."""
+    try:
+        check_bounds(config)
+        sweeps = parse_sweeps(config)
+        out = config.out or os.path.join("runs", _data_name(config.data))
+        history: dict[str, np.ndarray] = {}
+        if config.resume:
+            ck, saved, history = outputs.load_run(out, RUN_KEYS)
+            config = dataclasses.replace(config, **{k: saved[k] for k in RUN_KEYS})
+        elif sweeps or config.seeds > 1:  # many models share the data of --seed
+            config = dataclasses.replace(config, data_seed=_data_seed(config))
+        problem = setup(config)
+        if config.resume:
+            if ck.net != problem.net:
+                raise ValueError(f"the checkpoint in {out} holds {ck.net}, not {problem.net}")
+            opt = optimizer(config, problem.total_steps)
+            models = [Model(config, {"seed": config.seed}, opt, ck.params, ck.opt_state, ck.key)]
+        else:
+            models = make_models(config, problem, sweeps)
+        reg = run_regularization(config, problem.net.n_layers, models)
+        settings = {k: getattr(config, k) for k in RUN_KEYS}
+        if len(models) > 1:
+            settings.update(seeds=[m.config.seed for m in models[: config.seeds]], sweep=sweeps)
+        os.makedirs(out, exist_ok=True)
+    except (ValueError, TypeError, FileNotFoundError, ImportError, KeyError) as err:
+        print(f"jaxmlp train: error: {err}", file=sys.stderr)
+        return 2
+    start = time.perf_counter()
+    results = train(Run(out, config, settings, problem, models, reg, history))
+    seconds = time.perf_counter() - start
+    report.report(out, config, problem, [m.values for m in models], results, seconds)
+    reasons = [r.stop_reason for r in results if r.stop_reason]
+    for reason in reasons:
+        print(f"jaxmlp train: {reason}", file=sys.stderr)
+    return 1 if reasons else 0
+
+
+def _data_name(data: str) -> str:
+    return os.path.splitext(os.path.basename(data))[0] or "data"
+
+
+def _data_seed(config: TrainConfig) -> int:
+    return config.seed if config.data_seed is None else config.data_seed
+
+
+def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
+    """``--sweep NAME=V1,V2,...`` as ``{name: values}``, names and values checked.
+
+    The ranges that depend on the optimizer (β in [0, 1), ...) are checked when each model's
+    optimizer is built, as for a single run.
+    """
+    if (config.sweep or config.seeds > 1) and config.resume:
+        raise ValueError(
+            "--resume continues one run; it cannot be combined with --seeds or --sweep "
+            "(continue one model of a sweep with --resume --out DIR/model_<k>)"
+        )
+    allowed = [
+        n for n, where in SWEEPABLE.items() if where.applies(config.optimizer, config.schedule)
+    ]
+    sweeps: dict[str, list[Any]] = {}
+    for text in config.sweep or ():
+        name, sep, values = text.partition("=")
+        name = name.strip().replace("-", "_")
+        if not sep or not name or not values.strip():
+            raise ValueError(f"--sweep must be NAME=V1,V2,...; got {text!r}")
+        if name not in allowed:
+            if name == "seed":
+                why = "use --seeds N"
+            elif name in SWEEPABLE:
+                why = f"no effect with --optimizer {config.optimizer} --schedule {config.schedule}"
+            elif name in RUN_KEYS:
+                why = "it changes the compiled program"
+            else:
+                why = "unknown name"
+            raise ValueError(
+                f"--sweep {name}: cannot sweep it ({why}); sweepable here: {', '.join(allowed)}"
+            )
+        if name in sweeps:
+            raise ValueError(f"--sweep {name} given twice; give all its values in one --sweep")
+        sweeps[name] = [_sweep_value(name, v.strip()) for v in values.split(",")]
+    return sweeps
+
+
+def _sweep_value(name: str, raw: str) -> float | int:
+    kind = SWEEPABLE[name].kind
+    try:
+        value = kind(raw)
+    except ValueError:
+        expected = "an integer" if kind is int else "a number"
+        raise ValueError(f"--sweep {name}: expected {expected}; got {raw!r}") from None
+    if not math.isfinite(value):
+        raise ValueError(f"--sweep {name}: values must be finite; got {raw!r}")
+    if value < SWEEPABLE[name].low:
+        raise ValueError(f"--sweep {name}: values must be >= {SWEEPABLE[name].low}; got {raw}")
+    return value
+
+
+def keys(seed: int) -> jax.Array:
+    """The five keys of a run: data, validation draw, validation split, init and shuffles."""
+    return jax.random.split(jax.random.key(seed), 5)
+
+
+def setup(config: TrainConfig) -> Problem:
+    """The data, the net and the loss of the options; the data's errors as one line."""
+    x, y, validation = load_data(config)
+    loss = config.loss or ("categorical_crossentropy" if np.ndim(y) == 1 else "mse")
+    if loss == "categorical_crossentropy":
+        if np.ndim(y) != 1:
+            raise ValueError("--loss categorical_crossentropy needs integer class labels")
+        out_features = int(max(np.max(y), np.max(validation[1]) if validation else 0)) + 1
+    else:
+        out_features = int(np.shape(y)[1]) if np.ndim(y) == 2 else 1
+        if np.ndim(y) == 1:
+            y = jnp.asarray(y, jnp.result_type(float))[:, None]
+            if validation:
+                validation = (validation[0], jnp.asarray(validation[1], y.dtype)[:, None])
+    hidden = tuple(int(v) for v in config.hidden.split(",") if v.strip()) if config.hidden else ()
+    if config.activations:
+        activations = tuple(a.strip() for a in config.activations.split(","))
+    else:
+        activations = default_activations(len(hidden), loss)
+    net = MLP((int(np.shape(x)[1]), *hidden, out_features), activations)
+    for xs, ys in [(x, y)] + ([validation] if validation else []):
+        check_problem(net, xs, ys, loss)
+        check_inputs(net, xs)
+    batches = math.ceil(len(x) / min(config.batch_size or len(x), len(x)))
+    return Problem(net, loss, x, y, validation, max(1, config.epochs * batches))
+
+
+def load_data(config: TrainConfig):
+    """``(x, y, validation)``: generated, the digits or a file; split and standardized."""
+    data_key, val_key, split_key, _, _ = keys(_data_seed(config))
+    name = config.data
+    if name in GENERATED:
+        samples = config.samples or (1000 if name == "sine" else 100)
+        val_samples = samples if config.val_samples is None else config.val_samples
+        if name == "sine":  # the book validates its sine model on the same deterministic grid
+            x, y = datasets.sine(samples)
+            validation = datasets.sine(val_samples) if val_samples else None
+        else:
+            make = datasets.spiral if name == "spiral" else datasets.vertical
+            x, y = make(data_key, samples, config.classes)
+            validation = make(val_key, val_samples, config.classes) if val_samples else None
+        standardize = config.standardize == "yes"
+    else:
+        if name == "digits":
+            x, y = datasets.digits()
+        elif os.path.splitext(name)[1].lower() in (".npz", ".csv"):
+            x, y = datasets.load_arrays(name)
+        else:
+            raise ValueError(
+                f"--data must be one of spiral, vertical, sine, digits, or a .npz/.csv file; "
+                f"got {name!r}"
+            )
+        fraction = 0.2 if config.val_fraction is None else config.val_fraction
+        validation = None
+        if fraction:
+            (x, y), validation = datasets.train_val_split(split_key, x, y, fraction)
+        standardize = config.standardize != "no"
+    if standardize:
+        x, stats = datasets.standardize(x)
+        if validation:
+            validation = (datasets.standardize(validation[0], *stats)[0], validation[1])
+    return jnp.asarray(x), jnp.asarray(y), validation
+
+
+def regularization(config: TrainConfig, n_layers: int, **strengths: Any) -> tuple:
+    """One `Regularization` per layer; `strengths` (e.g. one λ per model) replace the options."""
+    which = config.reg_layers.strip()
+    if which in ("all", "hidden"):
+        layers = set(range(n_layers if which == "all" else n_layers - 1))
+    else:
+        try:
+            layers = {int(v) for v in which.split(",")}
+        except ValueError:
+            raise ValueError(
+                f"--reg-layers must be hidden, all or layer indices; got {which!r}"
+            ) from None
+        bad = sorted(i for i in layers if not 0 <= i < n_layers)
+        if bad:
+            raise ValueError(f"--reg-layers: no layer {bad[0]} in a net of {n_layers} layers")
+    r = Regularization(**{name: strengths.get(name, getattr(config, name)) for name in STRENGTHS})
+    return tuple(r if i in layers else None for i in range(n_layers))
+
+
+def optimizer(config: TrainConfig, total_steps: int, warmup_always: bool = False) -> Optimizer:
+    """The optimizer and schedule of the options; warmup_always wraps even a 0-step warm-up.
+
+    A 0-step `schedules.warmup` gives the wrapped schedule's rates exactly; a sweep of --warmup
+    that includes 0 needs it so that every model's state has the same structure.
+    """
+    steps = config.decay_steps or total_steps
+    lr = {
+        "inverse_time": lambda: schedules.inverse_time(config.lr, config.decay),
+        "exponential": lambda: schedules.exponential(config.lr, config.decay_rate, steps),
+        "cosine": lambda: schedules.cosine(config.lr, steps),
+        "constant": lambda: schedules.constant(config.lr),
+    }[config.schedule]()
+    if config.warmup or warmup_always:
+        lr = schedules.warmup(lr, config.warmup)
+    eps = dict(eps=config.eps, eps_root=config.eps_root)
+    adam = dict(b1=config.b1, b2=config.b2, amsgrad=config.amsgrad, **eps)
+    if config.optimizer == "sgd":
+        return optim.sgd(lr, momentum=config.momentum, nesterov=config.nesterov)
+    if config.optimizer == "adagrad":
+        return optim.adagrad(lr, **eps)
+    if config.optimizer == "rmsprop":
+        rmsprop = dict(rho=config.rho, centered=config.centered, momentum=config.momentum)
+        return optim.rmsprop(lr, **rmsprop, **eps)
+    if config.optimizer == "adamw":
+        return optim.adamw(lr, weight_decay=config.weight_decay, **adam)
+    return optim.adam(lr, **adam)
+
+
+def make_models(config: TrainConfig, problem: Problem, sweeps: dict[str, list]) -> list[Model]:
+    """Every combination of the swept values (the first sweep outermost) times the seeds.
+
+    Seeds vary fastest, so the seeds of one setting are neighbours in every output. Model k's
+    seed draws its initial weights and its shuffles; hyperparameters live in its optimizer
+    state, so all the models can share the first one's update.
+    """
+    many = bool(sweeps) or config.seeds > 1
+    models = []
+    for combo in itertools.product(*sweeps.values()):
+        for seed in range(config.seed, config.seed + config.seeds):
+            values = {"seed": seed, **dict(zip(sweeps, combo))}
+            mine = dataclasses.replace(config, **values)
+            try:
+                opt = optimizer(mine, problem.total_steps, "warmup" in sweeps)
+            except (ValueError, TypeError) as err:
+                if not many:
+                    raise
+                raise ValueError(
+                    f"--sweep: the model with {outputs.label(values)}: {err}"
+                ) from None
+            _, _, _, init_key, shuffle_key = keys(seed)
+            params = init_params(init_key, problem.net, scheme=config.init)
+            models.append(Model(mine, values, opt, params, opt.init(params), shuffle_key))
+    return models
+
+
+def train(run: Run) -> list[FitResult]:
+    """Train the models, one `fit` or one `fit_many`, writing checkpoints as they go.
+
+    Returns each model's result with its whole history (a resumed run's included), after
+    writing every model's final files.
+    """
+    config, problem, models = run.config, run.problem, run.models
+    done = int(run.history["epoch"][-1]) if run.history else 0
+    kw = dict(
+        loss=problem.loss,
+        reg=run.reg,
+        batch_size=config.batch_size,
+        validation=problem.validation,
+        grads=config.grads,
+        epochs=max(config.epochs - done, 0),
+        initial_epoch=done,
+        progress=not config.no_progress,
+        callback=lambda snapshot: save(run, snapshot, final=False),
+        callback_every=config.checkpoint_every,
+    )
+    net, x, y, first = problem.net, problem.x, problem.y, models[0]
+    with warnings.catch_warnings():  # divergence is reported once, with the exit status
+        warnings.simplefilter("ignore", RuntimeWarning)
+        if len(models) == 1:
+            state, key = first.opt_state, first.key
+            results = [fit(net, first.params, first.opt, x, y, opt_state=state, key=key, **kw)]
+        else:
+            # One key when the seeds are one: the same shuffles for all, without K copies.
+            key = first.key if config.seeds == 1 else jnp.stack([m.key for m in models])
+            params, state = stack([m.params for m in models]), stack([m.opt_state for m in models])
+            many = fit_many(net, params, first.opt, x, y, opt_state=state, key=key, **kw)
+            results = [many.model(k) for k in range(len(models))]
+    results = [r._replace(history=_joined(run.history, r.history)) for r in results]
+    save(run, results, final=True)
+    return results
+
+
+def run_regularization(config: TrainConfig, n_layers: int, models: list[Model]) -> tuple:
+    """The run's penalty per layer: a swept strength is an array of one value per model."""
+    swept = [n for n in models[0].values if n in STRENGTHS] if len(models) > 1 else []
+    dtype = jnp.result_type(float)
+    strengths = {n: jnp.asarray([m.values[n] for m in models], dtype) for n in swept}
+    return regularization(config, n_layers, **strengths)
+
+
+def _joined(history: dict, new: dict) -> dict:
+    return {k: np.concatenate([history[k], v]) for k, v in new.items()} if history else new
+
+
+def save(run: Run, what: Snapshot | list[FitResult], final: bool) -> None:
+    """Every model's files, from a `Snapshot` or the results; the combined ones when final.
+
+    A snapshot at the last epoch is not written: the final save follows at once.
+    """
+    if not final and what.epoch >= run.config.epochs:
+        return
+    many = len(run.models) > 1
+    for k, (model, (params, state, h)) in enumerate(zip(run.models, _per_model(what, many))):
+        where = os.path.join(run.out, f"model_{k}") if many else run.out
+        os.makedirs(where, exist_ok=True)
+        if model.values.get("warmup") == 0:
+            # The single run has no warm-up to wrap its schedule in (rates are the same).
+            state = state._replace(learning_rate=state.learning_rate.schedule)
+        settings = {k: getattr(model.config, k) for k in RUN_KEYS}
+        h = h if final else _joined(run.history, h)  # results hold the resumed rows already
+        outputs.save_model(where, run.problem.net, params, state, model.key, settings, h,
+                           run.problem.loss, final=final)  # fmt: skip
+    if many and final:
+        values = [m.values for m in run.models]
+        outputs.save_models(run.out, run.settings, run.problem, values, what)
+
+
+def _per_model(what: Snapshot | list[FitResult], many: bool) -> list[tuple]:
+    """``(params, opt_state, history)`` of each model, from results or a `Snapshot`."""
+    if isinstance(what, list):
+        return [(r.params, r.opt_state, r.history) for r in what]
+    if not many:
+        return [(what.params, what.opt_state, what.history)]
+    out = []
+    for k in range(len(what.running)):
+        runs = int(np.sum(~np.isnan(what.history["loss"][k])))  # a stopped model's rows are NaN
+        h = {name: v[k, :runs] for name, v in what.history.items()}
+        out.append((take(what.params, k), take(what.opt_state, k), h))
+    return out
