@@ -24,10 +24,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp import optim, schedules
 from jaxmlp._checks import check_params
 from jaxmlp.model import MLP, Params
-from jaxmlp.optim import STATE_TYPES
-from jaxmlp.schedules import TYPES as SCHEDULE_TYPES
 
 FORMAT = "jaxmlp-checkpoint"
 VERSION = 1
@@ -48,9 +47,9 @@ class CheckpointError(ValueError):
     """A checkpoint file that cannot be loaded: truncated, modified, or not a checkpoint."""
 
 
-_REGISTRY: dict[str, type] = {cls.__name__: cls for cls in (*STATE_TYPES, *SCHEDULE_TYPES)}
-"""The NamedTuple types a checkpoint may name, by class name: jaxmlp's optimizer states and
-schedules, and the types given to `register`. Loading looks names up here and nowhere else."""
+# The NamedTuple types a checkpoint may name, by class name: jaxmlp's optimizer states and
+# schedules, and the types given to `register`. Loading looks names up here and nowhere else.
+_REGISTRY: dict[str, type] = {cls.__name__: cls for cls in (*optim.STATE_TYPES, *schedules.TYPES)}
 
 
 def register(cls: type) -> type:
@@ -97,10 +96,8 @@ def _encode(tree: Any, leaves: list) -> Any:
                 f"cannot save a {name}: only jaxmlp's own state types are supported (register "
                 "a NamedTuple type of your own with jaxmlp.checkpoint.register)"
             )
-        return {
-            "type": name,
-            "fields": {f: _encode(getattr(tree, f), leaves) for f in tree._fields},
-        }
+        fields = {f: _encode(getattr(tree, f), leaves) for f in tree._fields}
+        return {"type": name, "fields": fields}
     if isinstance(tree, (tuple, list)):
         return {"type": type(tree).__name__, "items": [_encode(t, leaves) for t in tree]}
     if isinstance(tree, dict):
@@ -108,9 +105,7 @@ def _encode(tree: Any, leaves: list) -> Any:
             raise TypeError("cannot save a dict with non-string keys")
         return {"type": "dict", "items": {k: _encode(v, leaves) for k, v in tree.items()}}
     arr = np.asarray(tree)
-    if arr.dtype == object or not (
-        np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)
-    ):
+    if not (np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.bool_)):
         raise TypeError(f"cannot save a leaf of type {type(tree).__name__}")
     leaves.append(arr)
     return {"leaf": len(leaves) - 1}
@@ -127,10 +122,9 @@ def _decode(desc: Any, arrays: list[np.ndarray]) -> Any:
             raise CheckpointError(f"tree description names a missing array {i!r}")
         return jnp.asarray(arrays[i])
     kind = desc.get("type")
-    if kind == "tuple":
-        return tuple(_decode(d, arrays) for d in desc["items"])
-    if kind == "list":
-        return [_decode(d, arrays) for d in desc["items"]]
+    if kind in ("tuple", "list"):
+        items = [_decode(d, arrays) for d in desc["items"]]
+        return tuple(items) if kind == "tuple" else items
     if kind == "dict":
         return {k: _decode(v, arrays) for k, v in desc["items"].items()}
     cls = _REGISTRY.get(kind)
@@ -151,14 +145,9 @@ def _digest(header: dict, arrays: list[np.ndarray]) -> str:
 
 
 def save(
-    path: str | os.PathLike,
-    net: MLP,
-    params: Params,
-    opt_state: Any = None,
-    *,
-    key: jax.Array | None = None,
-    metadata: dict | None = None,
-) -> None:
+    path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = None, *,
+    key: jax.Array | None = None, metadata: dict | None = None,
+) -> None:  # fmt: skip
     """Write a checkpoint atomically: the net, params, optimizer state, a PRNG key, metadata.
 
     Args:
@@ -183,24 +172,23 @@ def save(
         meta = json.loads(json.dumps(metadata or {}))
     except (TypeError, ValueError) as err:
         raise TypeError(f"metadata must be JSON-serializable: {err}") from err
-    header = {
-        "format": FORMAT,
-        "version": VERSION,
-        "net": {"sizes": list(net.sizes), "activations": list(net.activations)},
-        "trees": trees,
-        "key": key_info,
-        "metadata": meta,
-    }
+    architecture = {"sizes": list(net.sizes), "activations": list(net.activations)}
+    header = dict(
+        format=FORMAT, version=VERSION, net=architecture, trees=trees, key=key_info, metadata=meta
+    )
     header["sha256"] = _digest(header, leaves)
     payload = {f"a{i}": arr for i, arr in enumerate(leaves)}
     payload[_HEADER] = np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)
+    _write_atomically(path, payload)
 
-    path = os.fspath(path)
+
+def _write_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Save `arrays` as an ``.npz`` beside `path`, flush it to disk, then rename it over `path`."""
     directory = os.path.dirname(os.path.abspath(path))
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **payload)
+            np.savez(f, **arrays)
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file private (0600); give it the permissions of a normal file.
@@ -208,10 +196,9 @@ def save(
         os.umask(umask)
         os.chmod(tmp, 0o666 & ~umask)
         os.replace(tmp, path)
-    except BaseException:
+    finally:  # after a failure (even KeyboardInterrupt), leave no temporary file behind
         if os.path.exists(tmp):
             os.remove(tmp)
-        raise
 
 
 def load(path: str | os.PathLike) -> Checkpoint:
@@ -225,21 +212,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
       modified after it was written, or not a jaxmlp checkpoint.
     """
     path = os.fspath(path)
-    if not os.path.exists(path):
-        raise FileNotFoundError(f"checkpoint not found: {path}")
-    try:
-        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
-            if _HEADER not in data.files:
-                raise CheckpointError(f"{path} is not a jaxmlp checkpoint (no header)")
-            header = json.loads(data[_HEADER].tobytes().decode())
-            n = sum(1 for f in data.files if f != _HEADER)
-            arrays = [data[f"a{i}"] for i in range(n)]
-    except CheckpointError:
-        raise
-    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
-        raise CheckpointError(
-            f"{path} is not a readable checkpoint (truncated or corrupted?): {err}"
-        ) from err
+    header, arrays = _read(path)
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a jaxmlp checkpoint")
     if header.get("version") != VERSION:
@@ -247,8 +220,7 @@ def load(path: str | os.PathLike) -> Checkpoint:
             f"{path} has checkpoint format version {header.get('version')!r}; "
             f"this jaxmlp reads version {VERSION}"
         )
-    expected = header.pop("sha256", None)
-    if expected != _digest(header, arrays):
+    if header.pop("sha256", None) != _digest(header, arrays):  # the digest of all the rest
         raise CheckpointError(
             f"{path} does not match its SHA-256 digest: the file was modified or damaged"
         )
@@ -257,13 +229,31 @@ def load(path: str | os.PathLike) -> Checkpoint:
         params = _decode(header["trees"]["params"], arrays)
         check_params(net, params)
         opt_state = _decode(header["trees"]["opt_state"], arrays)
-        key = None
-        if header.get("key"):
-            key = jax.random.wrap_key_data(
-                jnp.asarray(arrays[header["key"]["leaf"]]), impl=header["key"]["impl"]
-            )
+        key, key_info = None, header.get("key")
+        if key_info:
+            bits = jnp.asarray(arrays[key_info["leaf"]])
+            key = jax.random.wrap_key_data(bits, impl=key_info["impl"])
     except CheckpointError:
         raise
     except (KeyError, TypeError, ValueError) as err:
         raise CheckpointError(f"{path} holds an inconsistent checkpoint: {err}") from err
     return Checkpoint(net, params, opt_state, key, header.get("metadata", {}))
+
+
+def _read(path: str) -> tuple[Any, list[np.ndarray]]:
+    """The JSON header and the arrays of the checkpoint file at `path`, read without pickle."""
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+            if _HEADER not in data.files:
+                raise CheckpointError(f"{path} is not a jaxmlp checkpoint (no header)")
+            header = json.loads(data[_HEADER].tobytes().decode())
+            arrays = [data[f"a{i}"] for i in range(sum(f != _HEADER for f in data.files))]
+    except CheckpointError:
+        raise
+    except (zipfile.BadZipFile, OSError, EOFError, KeyError, ValueError) as err:
+        raise CheckpointError(
+            f"{path} is not a readable checkpoint (truncated or corrupted?): {err}"
+        ) from err
+    return header, arrays

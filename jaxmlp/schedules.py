@@ -44,6 +44,15 @@ def _float(value: Any) -> jax.Array:
     return jnp.asarray(value, dtype=jnp.result_type(float))
 
 
+def _checked_as_floats(schedule: Any) -> Any:
+    """`schedule`, built from a factory's arguments, checked; then its fields as float arrays.
+
+    The arguments are checked as given, so a message shows the value the caller wrote (``-0.1``,
+    not its float32 rounding).
+    """
+    return type(schedule)(*map(_float, schedule.check()))
+
+
 def _t(step: Any, like: jax.Array) -> jax.Array:
     """The step as a float of the schedule's dtype."""
     return jnp.asarray(step).astype(like.dtype)
@@ -165,9 +174,7 @@ class Warmup(NamedTuple):
         """The learning rate at `step`."""
         step = jnp.asarray(step)
         peak = self.schedule(jnp.zeros_like(step))
-        frac = _t(step, self.init_value) / jnp.maximum(self.warmup_steps, 1).astype(
-            self.init_value.dtype
-        )
+        frac = _t(step, self.init_value) / _t(jnp.maximum(self.warmup_steps, 1), self.init_value)
         ramp = self.init_value + (peak - self.init_value) * frac
         # Clamped so the inner schedule never sees a negative step (its value is unused there).
         after = self.schedule(jnp.maximum(step - self.warmup_steps, 0))
@@ -227,21 +234,17 @@ TYPES = (Constant, InverseTime, Exponential, Cosine, PiecewiseConstant, Warmup)
 """The schedule types whose parameters are data (every one but `FromCallable`): NamedTuples of
 arrays, which a checkpoint can hold."""
 
-_TYPES = (*TYPES, FromCallable)
-
 
 def is_schedule(x: Any) -> bool:
     """True for a schedule object of this module (including `FromCallable`)."""
-    return isinstance(x, _TYPES)
+    return isinstance(x, (*TYPES, FromCallable))
 
 
 def as_schedule(x: Any) -> Schedule:
     """`x` itself if it is a schedule, `FromCallable(x)` for another callable."""
-    if is_schedule(x):
-        return x
-    if callable(x):
-        return FromCallable(x)
-    raise TypeError(f"expected a schedule or a function step -> lr; got {type(x).__name__}")
+    if not callable(x):  # every schedule is callable
+        raise TypeError(f"expected a schedule or a function step -> lr; got {type(x).__name__}")
+    return x if is_schedule(x) else FromCallable(x)
 
 
 def constant(value: float) -> Constant:
@@ -255,8 +258,7 @@ def constant(value: float) -> Constant:
     >>> constant(0.1)(7)
     Array(0.1, dtype=float32)
     """
-    check_range("constant: value", value)
-    return Constant(_float(value))
+    return _checked_as_floats(Constant(value))
 
 
 def inverse_time(lr0: float, decay: float) -> InverseTime:
@@ -273,9 +275,7 @@ def inverse_time(lr0: float, decay: float) -> InverseTime:
     >>> inverse_time(1.0, 0.5)(2)
     Array(0.5, dtype=float32)
     """
-    check_range("inverse_time: lr0", lr0)
-    check_range("inverse_time: decay", decay)
-    return InverseTime(_float(lr0), _float(decay))
+    return _checked_as_floats(InverseTime(lr0, decay))
 
 
 def exponential(
@@ -296,14 +296,11 @@ def exponential(
     >>> exponential(1.0, 0.5, transition_steps=2)(4)
     Array(0.25, dtype=float32)
     """
-    check_range("exponential: lr0", lr0)
-    check_range("exponential: decay_rate", decay_rate)
-    check_range("exponential: transition_steps", transition_steps, low_open=True)
+    # The arguments as given are checked first, as in `_checked_as_floats`.
+    Exponential(lr0, decay_rate, transition_steps, staircase).check()
     if not isinstance(staircase, (bool, np.bool_)):
         raise TypeError(f"exponential: staircase must be a bool; got {staircase!r}")
-    return Exponential(
-        _float(lr0), _float(decay_rate), _float(transition_steps), jnp.asarray(staircase)
-    )
+    return Exponential(*map(_float, (lr0, decay_rate, transition_steps)), jnp.asarray(staircase))
 
 
 def cosine(lr0: float, decay_steps: float, alpha: float = 0.0) -> Cosine:
@@ -320,10 +317,7 @@ def cosine(lr0: float, decay_steps: float, alpha: float = 0.0) -> Cosine:
     >>> [round(float(cosine(1.0, decay_steps=10, alpha=0.1)(t)), 4) for t in (0, 5, 10, 20)]
     [1.0, 0.55, 0.1, 0.1]
     """
-    check_range("cosine: lr0", lr0)
-    check_range("cosine: decay_steps", decay_steps, low_open=True)
-    check_range("cosine: alpha", alpha, 0.0, 1.0, high_open=False)
-    return Cosine(_float(lr0), _float(decay_steps), _float(alpha))
+    return _checked_as_floats(Cosine(lr0, decay_steps, alpha))
 
 
 def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> PiecewiseConstant:
@@ -346,8 +340,7 @@ def piecewise_constant(boundaries: Sequence[int], values: Sequence[float]) -> Pi
     b, v = np.asarray(boundaries), np.asarray(values)
     if b.size and not np.issubdtype(b.dtype, np.integer):
         raise TypeError(f"piecewise_constant: boundaries must be integers; got {b.tolist()}")
-    schedule = PiecewiseConstant(jnp.asarray(b, dtype=jnp.int32), _float(v))
-    return schedule.check()
+    return PiecewiseConstant(jnp.asarray(b, dtype=jnp.int32), _float(v)).check()
 
 
 def warmup(schedule: ScheduleLike, warmup_steps: int, init_value: float = 0.0) -> Warmup:
@@ -366,9 +359,7 @@ def warmup(schedule: ScheduleLike, warmup_steps: int, init_value: float = 0.0) -
     >>> [float(lr(t)) for t in (0, 2, 4, 5)]
     [0.0, 0.5, 1.0, 0.5]
     """
-    if not is_schedule(schedule) and not callable(schedule):
-        schedule = constant(schedule)
-    schedule = as_schedule(schedule)
+    schedule = as_schedule(schedule) if callable(schedule) else constant(schedule)
     if isinstance(warmup_steps, bool) or not isinstance(warmup_steps, (int, np.integer)):
         raise TypeError(f"warmup: warmup_steps must be an integer; got {warmup_steps!r}")
     check_range("warmup: warmup_steps", warmup_steps)

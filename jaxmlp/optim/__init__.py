@@ -49,38 +49,13 @@ from jaxmlp.optim.transforms import (
 )
 
 STATE_TYPES = (
-    SGDState,
-    AdagradState,
-    RMSPropState,
-    AdamState,
-    AdamWState,
-    ClipState,
-    ProximalL1State,
-)
+    SGDState, AdagradState, RMSPropState, AdamState, AdamWState, ClipState, ProximalL1State
+)  # fmt: skip
 """Every optimizer and transformation state type of `jaxmlp.optim` (checkpoints hold these)."""
 
 __all__ = [
-    "STATE_TYPES",
-    "AdagradState",
-    "AdamState",
-    "AdamWState",
-    "ClipState",
-    "OptState",
-    "Optimizer",
-    "ProximalL1State",
-    "RMSPropState",
-    "SGDState",
-    "Updates",
-    "adagrad",
-    "adam",
-    "adamw",
-    "apply_updates",
-    "chain",
-    "check_state_matches",
-    "clip_by_global_norm",
-    "learning_rate_of",
-    "proximal_l1",
-    "rmsprop",
-    "set_hyperparams",
-    "sgd",
-]
+    "STATE_TYPES", "AdagradState", "AdamState", "AdamWState", "ClipState", "OptState",
+    "Optimizer", "ProximalL1State", "RMSPropState", "SGDState", "Updates",
+    "adagrad", "adam", "adamw", "apply_updates", "chain", "check_state_matches",
+    "clip_by_global_norm", "learning_rate_of", "proximal_l1", "rmsprop", "set_hyperparams", "sgd",
+]  # fmt: skip

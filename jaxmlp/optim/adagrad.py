@@ -30,11 +30,9 @@ class AdagradState(NamedTuple):
 
 
 def adagrad(
-    learning_rate: ScheduleLike,
-    eps: float = 1e-7,
-    eps_root: float = 0.0,
+    learning_rate: ScheduleLike, eps: float = 1e-7, eps_root: float = 0.0,
     initial_accumulator_value: float = 0.0,
-) -> base.Optimizer:
+) -> base.Optimizer:  # fmt: skip
     """Adagrad: each coordinate's step shrinks with the sum of its squared gradients.
 
     The seeds' equations, with ``G_0 = initial_accumulator_value``::

@@ -56,53 +56,40 @@ class AdamWState(NamedTuple):
     hyperparameters = base.Hyperparameters(AdamState.hyperparameters, weight_decay=base.NONNEGATIVE)
 
 
-def _adam_hypers(
-    cls: type, who: str, learning_rate: Any, b1: Any, b2: Any, eps: Any, eps_root: Any
-) -> dict[str, Any]:
-    """The initial learning rate, β and ε leaves of an `AdamState` or `AdamWState`, checked."""
-    hypers = cls.hyperparameters.initial(
-        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
-    )
-    base.check_eps(eps, eps_root, who)
-    return hypers
-
-
 def _moments(params: Any, amsgrad: bool) -> dict[str, Any]:
     """Fresh moments ``mu``, ``nu`` and (amsgrad) ``nu_max`` for `AdamState` and `AdamWState`."""
     nu_max = base.zeros(params) if amsgrad else None
     return {"mu": base.zeros(params), "nu": base.zeros(params), "nu_max": nu_max}
 
 
-def _adam_direction(grads: Any, state: Any, amsgrad: bool) -> tuple[Any, dict[str, Any]]:
-    """``m̂_t / (√(v̂_t + eps_root) + eps)`` and the new moments ``m_t``, ``v_t``, ``max v``."""
+def _adam_direction(grads: Any, state: Any, amsgrad: bool) -> tuple[Any, Any]:
+    """``m̂_t / (√(v̂_t + eps_root) + eps)`` and the new state (`AdamState` or `AdamWState`).
+
+    The new state holds the new moments ``m_t``, ``v_t``, ``max v`` and the next count.
+    """
     base.check_state_matches(grads, state.mu, f"the {type(state).__name__}'s mu")
     b1, b2 = state.b1, state.b2
     t = base.next_count(state.count).astype(b1.dtype)
     mu = base.ema(state.mu, grads, b1, 1)  # seeds: m_t = β1·m_{t−1} + (1 − β1)·g
     nu = base.ema(state.nu, grads, b2, 2)  # seeds: v_t = β2·v_{t−1} + (1 − β2)·g²
+    nu_max, v = None, nu
     if amsgrad:  # PyTorch: the running maximum of v_t, taken before bias correction
         base.check_state_matches(grads, state.nu_max, f"the {type(state).__name__}'s nu_max")
-        nu_max = jax.tree.map(jnp.maximum, state.nu_max, nu)
-        v = nu_max
-    else:
-        nu_max, v = None, nu
+        nu_max = v = jax.tree.map(jnp.maximum, state.nu_max, nu)
 
     def direction(m_t: jax.Array, v_t: jax.Array) -> jax.Array:
         m_hat = m_t / (1 - b1**t)  # seeds: m̂_t = m_t / (1 − β1^t)
         v_hat = v_t / (1 - b2**t)  # seeds: v̂_t = v_t / (1 − β2^t)
         return m_hat / (jnp.sqrt(v_hat + state.eps_root) + state.eps)
 
-    return jax.tree.map(direction, mu, v), {"mu": mu, "nu": nu, "nu_max": nu_max}
+    new = state._replace(count=base.next_count(state.count), mu=mu, nu=nu, nu_max=nu_max)
+    return jax.tree.map(direction, mu, v), new
 
 
 def adam(
-    learning_rate: ScheduleLike,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    amsgrad: bool = False,
-) -> base.Optimizer:
+    learning_rate: ScheduleLike, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+    eps_root: float = 0.0, amsgrad: bool = False,
+) -> base.Optimizer:  # fmt: skip
     """Adam: momentum on the gradient, RMSprop scaling, both bias-corrected.
 
     The seeds' equations (their "final update" line has a typo; this is the form in their own
@@ -134,16 +121,18 @@ def adam(
     >>> updates["w"]  # the first step is −η·sign(g): m̂ = g and √v̂ = |g|
     Array([-0.1,  0.1], dtype=float32)
     """
-    hypers = _adam_hypers(AdamState, "adam", learning_rate, b1, b2, eps, eps_root)
+    hypers = AdamState.hyperparameters.initial(
+        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    )
+    base.check_eps(eps, eps_root, "adam")
 
     def init(params: Any) -> AdamState:
         return AdamState(count=base.count0(), **_moments(params, amsgrad), **hypers)
 
     def update(grads: Any, state: AdamState, params: Any = None):
         base.check_state(state, AdamState, "adam")
-        step, moments = _adam_direction(grads, state, amsgrad)
-        updates = base.descent(base.lr_now(state), step, state.mu)
-        return updates, state._replace(count=base.next_count(state.count), **moments)
+        step, new = _adam_direction(grads, state, amsgrad)
+        return base.descent(base.lr_now(state), step, state.mu), new
 
     return base.Optimizer(init, update)
 
@@ -174,15 +163,9 @@ def _decay_mask(mask: Any, params: Any) -> Any:
 
 
 def adamw(
-    learning_rate: ScheduleLike,
-    b1: float = 0.9,
-    b2: float = 0.999,
-    eps: float = 1e-8,
-    eps_root: float = 0.0,
-    weight_decay: float = 1e-2,
-    mask: Any = None,
-    amsgrad: bool = False,
-) -> base.Optimizer:
+    learning_rate: ScheduleLike, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8,
+    eps_root: float = 0.0, weight_decay: float = 1e-2, mask: Any = None, amsgrad: bool = False,
+) -> base.Optimizer:  # fmt: skip
     """AdamW: Adam plus a decoupled weight decay ``−η·λ·W`` that Adam's scaling does not touch.
 
     ::
@@ -230,7 +213,10 @@ def adamw(
     >>> round(float(apply_updates(params, u)["W"][0]), 4)
     0.999
     """
-    hypers = _adam_hypers(AdamWState, "adamw", learning_rate, b1, b2, eps, eps_root)
+    hypers = AdamWState.hyperparameters.initial(
+        learning_rate=learning_rate, b1=b1, b2=b2, eps=eps, eps_root=eps_root
+    )
+    base.check_eps(eps, eps_root, "adamw")
     hypers |= AdamWState.hyperparameters.initial(weight_decay=weight_decay)
 
     def init(params: Any) -> AdamWState:
@@ -241,12 +227,9 @@ def adamw(
         base.check_state(state, AdamWState, "adamw")
         base.need_params(params, "adamw")
         base.check_state_matches(grads, params, "params")
-        step, moments = _adam_direction(grads, state, amsgrad)
-        lam = state.weight_decay
-        step = jax.tree.map(
-            lambda s, w, m: s + _where(m, lam * w), step, params, _decay_mask(mask, params)
-        )
-        updates = base.descent(base.lr_now(state), step, state.mu)
-        return updates, state._replace(count=base.next_count(state.count), **moments)
+        step, new = _adam_direction(grads, state, amsgrad)
+        lam, decays = state.weight_decay, _decay_mask(mask, params)
+        step = jax.tree.map(lambda s, w, m: s + _where(m, lam * w), step, params, decays)
+        return base.descent(base.lr_now(state), step, state.mu), new
 
     return base.Optimizer(init, update)

@@ -32,12 +32,10 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp._checks import check_range, check_tree_matches, is_concrete
-from jaxmlp.schedules import FromCallable, is_schedule
+from jaxmlp.schedules import as_schedule, is_schedule
 
 Updates = Any
 OptState = Any
-
-_INT32_MAX = int(np.iinfo(np.int32).max)
 
 
 class Optimizer(NamedTuple):
@@ -94,9 +92,7 @@ class Hyper:
         (or a function ``step -> lr``) replaces only a schedule of the same kind.
         """
         if is_schedule(old) or callable(value):  # every schedule is callable
-            if callable(value) and not is_schedule(value):
-                value = FromCallable(value)
-            return _new_schedule(owner, name, old, value)
+            return _new_schedule(owner, name, old, as_schedule(value) if callable(value) else value)
         check_range(name, value, self.low, self.high)
         return _new_leaf(name, value, old)
 
@@ -107,10 +103,8 @@ class LearningRate(Hyper):
 
     def initial(self, name: str, value: Any) -> Any:
         """A number as an array leaf, a schedule as itself, another callable as `FromCallable`."""
-        if is_schedule(value):
-            return value.check()
-        if callable(value):
-            return FromCallable(value)
+        if callable(value):  # every schedule is callable
+            return as_schedule(value).check()
         return super().initial(name, value)
 
 
@@ -217,12 +211,8 @@ def _state_with_lr(state: Any) -> Any:
     """`state` if it has a learning rate, else the first inner state of a chain that has one."""
     if hasattr(state, "learning_rate"):
         return state
-    if isinstance(state, tuple) and not hasattr(state, "_fields"):
-        for inner in state:
-            found = _state_with_lr(inner)
-            if found is not None:
-                return found
-    return None
+    chained = state if isinstance(state, tuple) and not hasattr(state, "_fields") else ()
+    return next((found for found in map(_state_with_lr, chained) if found is not None), None)
 
 
 def learning_rate_of(state: Any) -> jax.Array:
@@ -264,7 +254,7 @@ def count0() -> jax.Array:
 
 def next_count(count: jax.Array) -> jax.Array:
     """``count + 1``, saturating instead of wrapping around to a negative step."""
-    return jnp.where(count < _INT32_MAX, count + 1, count)
+    return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
 
 
 def zeros(params: Any) -> Any:
@@ -295,13 +285,12 @@ def is_bias(path: tuple[Any, ...]) -> bool:
 
 def check_eps(eps: Any, eps_root: Any, who: str) -> None:
     """Raise ValueError when both ε are 0: a coordinate never given a gradient divides 0 by 0."""
-    if is_concrete(eps) and is_concrete(eps_root):
-        if np.all(np.asarray(eps) == 0) and np.all(np.asarray(eps_root) == 0):
-            raise ValueError(
-                f"{who}: eps and eps_root are both 0, so a coordinate whose gradients have all "
-                "been 0 would divide 0 by 0; set eps > 0 (added outside the square root) or "
-                "eps_root > 0 (inside)"
-            )
+    if all(is_concrete(e) and np.all(np.asarray(e) == 0) for e in (eps, eps_root)):
+        raise ValueError(
+            f"{who}: eps and eps_root are both 0, so a coordinate whose gradients have all "
+            "been 0 would divide 0 by 0; set eps > 0 (added outside the square root) or "
+            "eps_root > 0 (inside)"
+        )
 
 
 def check_state(state: Any, cls: type, who: str) -> None:

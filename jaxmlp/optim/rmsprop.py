@@ -37,13 +37,9 @@ class RMSPropState(NamedTuple):
 
 
 def rmsprop(
-    learning_rate: ScheduleLike,
-    rho: float = 0.9,
-    eps: float = 1e-7,
-    eps_root: float = 0.0,
-    centered: bool = False,
-    momentum: float = 0.0,
-) -> base.Optimizer:
+    learning_rate: ScheduleLike, rho: float = 0.9, eps: float = 1e-7, eps_root: float = 0.0,
+    centered: bool = False, momentum: float = 0.0,
+) -> base.Optimizer:  # fmt: skip
     """RMSprop: Adagrad with an exponentially decaying average in place of the sum.
 
     The seeds' equations, then PyTorch's centered and momentum variants::
@@ -90,20 +86,17 @@ def rmsprop(
         base.check_state(state, RMSPropState, "rmsprop")
         base.check_state_matches(grads, state.nu, "the RMSprop state's nu")
         nu = base.ema(state.nu, grads, state.rho, 2)  # seeds: S_t = ρ·S_{t−1} + (1 − ρ)·g²
+        grad_avg, var = None, nu
         if centered:
             base.check_state_matches(grads, state.grad_avg, "the RMSprop state's grad_avg")
             grad_avg = base.ema(state.grad_avg, grads, state.rho, 1)
             var = jax.tree.map(lambda s, m: jnp.maximum(s - m**2, 0), nu, grad_avg)
-        else:
-            grad_avg, var = None, nu
         step = jax.tree.map(lambda g, v: g / (jnp.sqrt(v + state.eps_root) + state.eps), grads, var)
-        trace = jax.tree.map(
-            lambda b, s: (state.momentum * b + s).astype(b.dtype), state.trace, step
-        )
+        mu = state.momentum
+        trace = jax.tree.map(lambda b, s: (mu * b + s).astype(b.dtype), state.trace, step)
         updates = base.descent(base.lr_now(state), trace, state.trace)
-        new = state._replace(
+        return updates, state._replace(
             count=base.next_count(state.count), nu=nu, grad_avg=grad_avg, trace=trace
         )
-        return updates, new
 
     return base.Optimizer(init, update)
