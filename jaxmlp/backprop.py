@@ -122,25 +122,19 @@ def backward(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: 
     regs = per_layer(reg, net.n_layers)
     out = _act.get(net.output_activation)
     g = _losses.data_loss_grad(loss, out.name, zs[-1], acts[-1], y, mask)
-    if _losses.fused(loss, out.name):
-        delta = g  # seeds: err_HO_final; fused pair: (ŷ − y)/N straight from the logits
-    else:
-        delta = out.backward(zs[-1], g)  # seeds: err_HO_final = E · σ'(HO_final)
+    # seeds: err_HO_final = E · σ'(HO_final); for a fused pair, g = (ŷ − y)/N is it already,
+    # straight from the logits.
+    delta = g if _losses.fused(loss, out.name) else out.backward(zs[-1], g)
     # Where forward_intermediates computed in column form, so does the backward pass: the same
     # lines on transposed arrays, delta of shape (features, batch) (see `column_form`).
     columns = column_form(net, delta.shape[0])
-    if columns:
-        delta = delta.T
+    delta = delta.T if columns else delta
     grads = []
     for l in reversed(range(net.n_layers)):
         W, b, r = params[l]["W"], params[l]["b"], regs[l]
         a_prev = acts[l]  # seeds: HO_{l−1}, or X for the first layer
-        if columns:
-            dW = a_prev.T @ delta.T  # seeds: HO^T · err
-            db = jnp.sum(delta, axis=1)
-        else:
-            dW = a_prev.T @ delta  # seeds: HO^T · err
-            db = jnp.sum(delta, axis=0)  # seeds: B += lr · err, summed over the batch
+        dW = a_prev.T @ (delta.T if columns else delta)  # seeds: HO^T · err
+        db = jnp.sum(delta, axis=1 if columns else 0)  # seeds: B += lr · err, summed over the batch
         dW = add_penalty_grad(dW, W, r.l1w, r.l2w)  # seeds 001–003: λ·sign(w) + 2λw
         db = add_penalty_grad(db, b, r.l1b, r.l2b)
         grads.append({"W": dW.astype(W.dtype), "b": db.astype(b.dtype)})

@@ -41,10 +41,7 @@ def spiral(key: jax.Array, samples: int = 100, classes: int = 3, noise: float = 
     >>> x.shape, y.shape, int(y.max())
     ((300, 2), (300,), 2)
     """
-    check_count("samples", samples, 1)
-    check_count("classes", classes, 1)
-    if not noise >= 0:
-        raise ValueError(f"noise must be >= 0; got {noise!r}")
+    _check_classes(samples, classes, "noise", noise)
     dtype = jnp.result_type(float)
     r = jnp.linspace(0.0, 1.0, samples, dtype=dtype)
     xs = []
@@ -69,18 +66,21 @@ def vertical(key: jax.Array, samples: int = 100, classes: int = 3, spread: float
     >>> x.shape, y.shape
     ((150, 2), (150,))
     """
+    _check_classes(samples, classes, "spread", spread)
+    dtype = jnp.result_type(float)
+    noise = jax.random.normal(key, (classes, samples, 2), dtype) * spread
+    cx = jnp.arange(classes, dtype=dtype) / 3
+    centres = jnp.stack([cx, jnp.full_like(cx, 0.5)], axis=1)
+    x = (noise + centres[:, None, :]).reshape(classes * samples, 2)
+    return x, jnp.repeat(jnp.arange(classes, dtype=jnp.int32), samples)
+
+
+def _check_classes(samples: int, classes: int, name: str, spread: float) -> None:
+    """Raise ValueError unless `samples` and `classes` are positive and `spread` is >= 0."""
     check_count("samples", samples, 1)
     check_count("classes", classes, 1)
     if not spread >= 0:
-        raise ValueError(f"spread must be >= 0; got {spread!r}")
-    dtype = jnp.result_type(float)
-    noise = jax.random.normal(key, (classes, samples, 2), dtype) * spread
-    centres = jnp.stack(
-        [jnp.arange(classes, dtype=dtype) / 3, jnp.full((classes,), 0.5, dtype)], axis=1
-    )
-    x = (noise + centres[:, None, :]).reshape(classes * samples, 2)
-    y = jnp.repeat(jnp.arange(classes, dtype=jnp.int32), samples)
-    return x, y
+        raise ValueError(f"{name} must be >= 0; got {spread!r}")
 
 
 def sine(samples: int = 1000):
@@ -120,9 +120,8 @@ def digits():
     return data.data.astype(np.float32), data.target.astype(np.int32)
 
 
-def load_arrays(
-    path: str | os.PathLike, *, x_key: str = "x", y_key: str = "y", target_column: int = -1
-):
+def load_arrays(path: str | os.PathLike, *, x_key: str = "x", y_key: str = "y",
+                target_column: int = -1):  # fmt: skip
     """Read ``(x, y)`` from a ``.npz`` or ``.csv`` file, without pickle.
 
     - ``.npz``: arrays named `x_key` and `y_key` (default ``"x"`` and ``"y"``); object arrays
@@ -140,20 +139,7 @@ def load_arrays(
         raise FileNotFoundError(f"data file not found: {path}")
     ext = os.path.splitext(path)[1].lower()
     if ext == ".npz":
-        try:
-            with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
-                missing = [k for k in (x_key, y_key) if k not in data.files]
-                if missing:
-                    raise ValueError(
-                        f"{path} has no array named {missing[0]!r}; it holds {data.files}"
-                    )
-                x, y = data[x_key], data[y_key]
-        except ValueError as err:
-            if "pickle" in str(err).lower():
-                raise ValueError(f"{path} holds object arrays, which are not loaded") from err
-            raise
-        except (OSError, zipfile.BadZipFile, EOFError) as err:
-            raise ValueError(f"{path} is not a readable .npz file: {err}") from err
+        x, y = _read_npz(path, x_key, y_key)
     elif ext == ".csv":
         x, y = _read_csv(path, target_column)
     else:
@@ -163,6 +149,21 @@ def load_arrays(
     check_finite(f"x read from {path}", x)
     check_finite(f"y read from {path}", y)
     return x, y
+
+
+def _read_npz(path: str, x_key: str, y_key: str):
+    try:
+        with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
+            missing = [k for k in (x_key, y_key) if k not in data.files]
+            if missing:
+                raise ValueError(f"{path} has no array named {missing[0]!r}; it holds {data.files}")
+            return data[x_key], data[y_key]
+    except ValueError as err:
+        if "pickle" in str(err).lower():
+            raise ValueError(f"{path} holds object arrays, which are not loaded") from err
+        raise
+    except (OSError, zipfile.BadZipFile, EOFError) as err:
+        raise ValueError(f"{path} is not a readable .npz file: {err}") from err
 
 
 def _read_csv(path: str, target_column: int):

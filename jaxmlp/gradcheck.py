@@ -127,28 +127,13 @@ class GradcheckReport:
 
     def __str__(self) -> str:
         w = max([5] + [len(str(r.shape)) for r in self.rows])
-        pair = "{:>9s}  {:>9s}"
-        head = f"{'':5s} {'':4s}  {'':{w}s}  " + "   ".join(
-            f"{t:^20s}" for t in ("manual − autodiff", "manual − findiff", "autodiff − findiff")
-        )
-        lines = [self.title, "", head + "  findiff"]
-        cols = "   ".join([pair.format("max abs", "max rel")] * 3)
-        lines.append(f"{'layer':>5s} {'leaf':4s}  {'shape':{w}s}  {cols}  {'n/skip':>7s}  result")
-        for r in self.rows:
-            errs = "   ".join(
-                pair.format(_num(a), _num(b))
-                for a, b in (
-                    (r.autodiff_abs, r.autodiff_rel),
-                    (r.fd_abs, r.fd_rel),
-                    (r.autodiff_fd_abs, r.autodiff_fd_rel),
-                )
-            )
-            lines.append(
-                f"{r.layer:5d} {r.leaf:4s}  {str(r.shape):{w}s}  {errs}  "
-                f"{f'{r.fd_checked}/{r.fd_skipped}':>7s}  {'ok' if r.passed else 'FAIL'}"
-            )
-        lines += ["", self._verdict()]
-        return "\n".join(lines)
+        groups = ("manual − autodiff", "manual − findiff", "autodiff − findiff")
+        # The group titles span the error columns, past the layer, leaf and shape columns.
+        head = " " * (w + 14) + "   ".join(f"{g:^20s}" for g in groups) + "  findiff"
+        names = ("layer", "leaf", "shape", *("max abs", "max rel") * 3, "n/skip", "result")
+        lines = [self.title, "", head, _ROW.format(*names, w=w)]
+        lines += [_ROW.format(*_cells(r), w=w) for r in self.rows]
+        return "\n".join([*lines, "", self._verdict()])
 
     def _repr_html_(self) -> str:
         heads = ["layer", "leaf", "shape", "manual−autodiff abs", "rel", "manual−findiff abs"]
@@ -157,37 +142,33 @@ class GradcheckReport:
         out += [f"<th>{h}</th>" for h in heads] + ["</tr>"]
         for r in self.rows:
             style = "" if r.passed else ' style="background:#fdd"'
-            cells = [r.layer, r.leaf, r.shape, _num(r.autodiff_abs), _num(r.autodiff_rel)]
-            cells += [_num(r.fd_abs), _num(r.fd_rel), _num(r.autodiff_fd_abs)]
-            cells += [_num(r.autodiff_fd_rel), f"{r.fd_checked}/{r.fd_skipped}"]
-            cells += ["ok" if r.passed else "FAIL"]
-            out.append(f"<tr{style}>" + "".join(f"<td>{html.escape(str(c))}</td>" for c in cells))
+            out.append(f"<tr{style}>" + "".join(f"<td>{html.escape(c)}</td>" for c in _cells(r)))
             out.append("</tr>")
         out += ["</table>", f"<p>{html.escape(self._verdict())}</p>"]
         return "\n".join(out)
+
+
+# One row of the text table: layer, leaf, shape (`w` wide), three pairs of errors, n/skip, result.
+_ROW = "{:>5} {:4s}  {:{w}s}  {:>9s}  {:>9s}   {:>9s}  {:>9s}   {:>9s}  {:>9s}  {:>7s}  {}"
+
+
+def _cells(r: LeafCheck) -> list[str]:
+    """A report row's cells as text, for the text and the HTML table alike."""
+    errors = (r.autodiff_abs, r.autodiff_rel, r.fd_abs, r.fd_rel)
+    errors += (r.autodiff_fd_abs, r.autodiff_fd_rel)
+    counts, result = f"{r.fd_checked}/{r.fd_skipped}", "ok" if r.passed else "FAIL"
+    return [str(r.layer), r.leaf, str(r.shape), *map(_num, errors), counts, result]
 
 
 def _num(v: float | None) -> str:
     return "—" if v is None else f"{v:.2e}"
 
 
-def gradcheck(
-    net: MLP,
-    params: Params,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    backward: Backward | None = None,
-    n_samples: int = N_SAMPLES,
-    eps: float = EPS,
-    rtol: float = RTOL,
-    atol: float = ATOL,
-    fd_rtol: float = FD_RTOL,
-    fd_atol: float = FD_ATOL,
-    key: jax.Array | None = None,
-) -> GradcheckReport:
+def gradcheck(net: MLP, params: Params, x: jax.Array, y: jax.Array, *, loss: str,
+              reg: RegLike = None, backward: Backward | None = None,
+              n_samples: int = N_SAMPLES, eps: float = EPS, rtol: float = RTOL, atol: float = ATOL,
+              fd_rtol: float = FD_RTOL, fd_atol: float = FD_ATOL,
+              key: jax.Array | None = None) -> GradcheckReport:  # fmt: skip
     """Check a backward pass against ``jax.grad`` and finite differences, in float64.
 
     For every leaf ``g`` of the manual gradient, with ``a`` from autodiff and ``d`` from central
@@ -246,9 +227,8 @@ def gradcheck(
     """
     check_problem(net, x, y, loss, params=params)
     per_layer(reg, net.n_layers)  # validates reg as objective does
-    check_settings(
-        n_samples=n_samples, eps=eps, rtol=rtol, atol=atol, fd_rtol=fd_rtol, fd_atol=fd_atol
-    )
+    tolerances = {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}
+    check_settings(n_samples=n_samples, eps=eps, **tolerances)
     if backward is not None and not callable(backward):
         raise TypeError(
             "backward must be a function backward(net, params, x, y, *, loss, reg) -> grads; "
@@ -256,25 +236,15 @@ def gradcheck(
         )
     rng = np.random.default_rng(_seed(jax.random.key(0) if key is None else key))
     title = (
-        f"{net!r}, loss={loss!r}, reg={_describe_reg(reg)}\n"
+        f"{net!r}, loss={loss!r}, reg={reg!r}\n"
         f"backward: {_name(backward or backprop)}  (float64; finite differences on sampled entries)"
     )
+    problem = (net, params, x, y, loss, reg)
     with jax.enable_x64(True):
-        manual, auto, sampled = _three_gradients(
-            (net, params, x, y, loss, reg), backward, rng, n_samples, eps
-        )
-    tolerances = (rtol, atol, fd_rtol, fd_atol)
-    rows = tuple(_leaf_check(manual, auto, *s, tolerances) for s in sampled)
-    return GradcheckReport(
-        rows=rows,
-        title=title,
-        rtol=float(rtol),
-        atol=float(atol),
-        fd_rtol=float(fd_rtol),
-        fd_atol=float(fd_atol),
-        eps=float(eps),
-        n_samples=int(n_samples),
-    )
+        manual, auto, sampled = _three_gradients(problem, backward, rng, n_samples, eps)
+    rows = tuple(_leaf_check(manual, auto, *s, **tolerances) for s in sampled)
+    floats = {name: float(tol) for name, tol in tolerances.items()}
+    return GradcheckReport(rows, title, eps=float(eps), n_samples=int(n_samples), **floats)
 
 
 def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: int, eps: float):
@@ -292,8 +262,7 @@ def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: 
     if backward is not None:
         manual = backward(net, params64, x64, y64, loss=loss, reg=reg64)
         _check_grads_tree(params64, manual)
-    manual = jax.tree.map(lambda g: np.asarray(g, np.float64), manual)
-    auto = jax.tree.map(np.asarray, auto)
+    manual, auto = jax.tree.map(lambda g: np.asarray(g, np.float64), (manual, auto))
     sampled = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(params64):  # W_0, b_0, W_1, …
         index = np.sort(rng.choice(leaf.size, min(n_samples, leaf.size), replace=False))
@@ -302,9 +271,8 @@ def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: 
     return manual, auto, sampled
 
 
-def _leaf_check(manual, auto, path, leaf, local, d, ok, tolerances) -> LeafCheck:
+def _leaf_check(manual, auto, path, leaf, local, d, ok, *, rtol, atol, fd_rtol, fd_atol):
     """One row of the report: manual against autodiff everywhere, and against `d` at `local`."""
-    rtol, atol, fd_rtol, fd_atol = tolerances
     l, name = path[0].idx, path[1].key
     m, a = manual[l][name], auto[l][name]
     d, m_s, a_s = d[ok], m.ravel()[local][ok], a.ravel()[local][ok]
@@ -312,20 +280,14 @@ def _leaf_check(manual, auto, path, leaf, local, d, ok, tolerances) -> LeafCheck
     passed = np.all(diff <= atol + rtol * np.abs(a))
     passed = passed and np.all(np.abs(m_s - d) <= fd_atol + fd_rtol * np.abs(d))
     return LeafCheck(
-        layer=l,
-        leaf=name,
-        shape=tuple(leaf.shape),
-        autodiff_abs=_max(diff),
-        autodiff_rel=_max_rel(m, a),
+        layer=l, leaf=name, shape=tuple(leaf.shape),
+        autodiff_abs=_max(diff), autodiff_rel=_max_rel(m, a),
         worst=tuple(int(i) for i in np.unravel_index(np.argmax(diff), m.shape)),
-        fd_checked=int(ok.sum()),
-        fd_skipped=int((~ok).sum()),
-        fd_abs=_max(np.abs(m_s - d)),
-        fd_rel=_max_rel(m_s, d),
-        autodiff_fd_abs=_max(np.abs(a_s - d)),
-        autodiff_fd_rel=_max_rel(a_s, d),
+        fd_checked=int(ok.sum()), fd_skipped=int((~ok).sum()),
+        fd_abs=_max(np.abs(m_s - d)), fd_rel=_max_rel(m_s, d),
+        autodiff_fd_abs=_max(np.abs(a_s - d)), autodiff_fd_rel=_max_rel(a_s, d),
         passed=bool(passed),
-    )
+    )  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("net", "loss", "with_backprop"))
@@ -344,18 +306,14 @@ def _gradients(
 
 
 @functools.partial(jax.jit, static_argnames=("net", "loss"))
-def _value_and_kinks(
-    net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg
-) -> tuple[jax.Array, jax.Array]:
-    """The objective and its kink signature (see `_kink_signature`) at `params`."""
+def _value_and_kinks(net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg):
+    """The objective and its kink signature (see `_kink_signature`) at `params`, both arrays."""
     value = objective_and_output(net, params, x, y, loss=loss, reg=reg)[0]
     return value, _kink_signature(net, params, x, y, loss, reg)
 
 
-def _finite_differences(
-    problem: tuple, params: Params, path: tuple, index: np.ndarray, eps: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """Central differences along the entries `index` of one leaf, and which are kink-free.
+def _finite_differences(problem: tuple, params: Params, path: tuple, index: np.ndarray, eps: float):
+    """Central differences along the entries `index` of one leaf, and which are kink-free (arrays).
 
     Entry ``i`` is kink-free when the kink signature is the same at ``w_i − ε``, ``w_i`` and
     ``w_i + ε``: no kink lies inside the stencil.
@@ -364,17 +322,19 @@ def _finite_differences(
     l, name = path[0].idx, path[1].key
     s0 = np.asarray(_value_and_kinks(net, params, x, y, loss, reg)[1])
     w = np.asarray(params[l][name])
+
+    def shifted(i: int, h: float) -> tuple[float, bool]:
+        """The objective with entry `i` moved by `h`, and whether the kink signature is s0."""
+        w_h = w.copy()
+        w_h.flat[i] += h
+        p_h = params[:l] + ({**params[l], name: jax.device_put(w_h)},) + params[l + 1 :]
+        v, s = _value_and_kinks(net, p_h, x, y, loss, reg)
+        return float(v), np.array_equal(np.asarray(s), s0)
+
     d, ok = np.zeros(len(index)), np.zeros(len(index), bool)
     for j, i in enumerate(index):
-        values, same = [], True
-        for h in (eps, -eps):
-            w_h = w.copy()
-            w_h.flat[i] += h
-            p_h = params[:l] + ({**params[l], name: jax.device_put(w_h)},) + params[l + 1 :]
-            v, s = _value_and_kinks(net, p_h, x, y, loss, reg)
-            values.append(float(v))
-            same = same and np.array_equal(np.asarray(s), s0)
-        d[j], ok[j] = (values[0] - values[1]) / (2 * eps), same
+        (up, same_up), (down, same_down) = shifted(i, eps), shifted(i, -eps)
+        d[j], ok[j] = (up - down) / (2 * eps), same_up and same_down
     return d, ok
 
 
@@ -414,19 +374,16 @@ def _max(v: np.ndarray) -> float | None:
 
 def _max_rel(g: np.ndarray, r: np.ndarray) -> float | None:
     scale = np.maximum(np.abs(g), np.abs(r))
-    rel = np.abs(g - r) / np.where(scale > 0, scale, 1.0)
-    return _max(rel)
+    return _max(np.abs(g - r) / np.where(scale > 0, scale, 1.0))
 
 
-def check_settings(
-    *, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: Any, fd_atol: Any
-) -> None:
+def check_settings(*, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: Any,
+                   fd_atol: Any) -> None:  # fmt: skip
     """Raise ValueError unless `gradcheck`'s sampling and tolerance settings are valid."""
     check_count("n_samples", n_samples)
     if not (isinstance(eps, (int, float)) and eps > 0 and np.isfinite(eps)):
         raise ValueError(f"eps must be a finite number > 0; got {eps!r}")
-    tolerances = {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}
-    for name, tol in tolerances.items():
+    for name, tol in {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}.items():
         if not (isinstance(tol, (int, float)) and tol >= 0 and np.isfinite(tol)):
             raise ValueError(f"{name} must be a finite number >= 0; got {tol!r}")
 
@@ -448,7 +405,3 @@ def _check_grads_tree(params: Params, grads: Any) -> None:
 def _name(fn: Any) -> str:
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     return f"{module}.{name}" if module and name else repr(fn)
-
-
-def _describe_reg(reg: RegLike) -> str:
-    return "None" if reg is None else repr(reg)

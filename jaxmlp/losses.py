@@ -41,7 +41,7 @@ Mask = jax.Array | None
 """Optional 0/1 weights per example, shape ``(batch,)``: means over the rows whose weight is 1."""
 
 
-def _mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
+def _mean(values: Array, mask: Mask) -> Array:
     """Mean over every element of `values`; with a 0/1 `mask` over the batch, over kept rows.
 
     `values` is ``(batch,)`` or ``(batch, outputs)``. With a mask, the result is the plain mean
@@ -54,7 +54,7 @@ def _mean(values: jax.Array, mask: jax.Array | None) -> jax.Array:
     return jnp.sum(values * m) / (jnp.sum(m) * per_row)
 
 
-def _per_element(like: jax.Array, mask: jax.Array | None) -> jax.Array:
+def _per_element(like: Array, mask: Mask) -> Array:
     """The weight of each element in `_mean`: ``1/N``, or ``mask/(Σmask·outputs)`` per row."""
     if mask is None:
         return jnp.asarray(1 / like.size, like.dtype)
@@ -62,7 +62,7 @@ def _per_element(like: jax.Array, mask: jax.Array | None) -> jax.Array:
     return m / (jnp.sum(m) * (like.size // like.shape[0]))
 
 
-def _per_row(like: jax.Array, mask: jax.Array | None) -> jax.Array:
+def _per_row(like: Array, mask: Mask) -> Array:
     """The weight of each row in a batch mean: ``1/B``, or ``mask/Σmask`` (shape (B, 1))."""
     if mask is None:
         return jnp.asarray(1 / like.shape[0], like.dtype)
@@ -70,12 +70,12 @@ def _per_row(like: jax.Array, mask: jax.Array | None) -> jax.Array:
     return m / jnp.sum(m)
 
 
-def mse(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def mse(pred: Array, y: Array, mask: Mask = None) -> Array:
     """Mean squared error ``mean((y − ŷ)²)`` over every element."""
     return _mean((y - pred) ** 2, mask)
 
 
-def mse_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def mse_grad(pred: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `mse` with respect to ``ŷ``: ``2·(ŷ − y) / N``, ``N`` = every element.
 
     >>> mse_grad(jnp.array([[1.0, 2.0]]), jnp.array([[0.0, 2.0]]))
@@ -84,12 +84,12 @@ def mse_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> ja
     return 2 * (pred - y) * _per_element(pred, mask)
 
 
-def mae(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def mae(pred: Array, y: Array, mask: Mask = None) -> Array:
     """Mean absolute error ``mean(|y − ŷ|)`` over every element."""
     return _mean(jnp.abs(y - pred), mask)
 
 
-def mae_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def mae_grad(pred: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `mae` with respect to ``ŷ``: ``−sign(y − ŷ) / N``, with ``sign(0) = +1``.
 
     At ``ŷ = y`` this is ``−1/N``: the convention of ``jax.grad(jnp.abs)(0.0) = 1``.
@@ -101,22 +101,20 @@ def mae_grad(pred: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> ja
     return -sign * _per_element(pred, mask)
 
 
-def _clip_grad(p: jax.Array) -> jax.Array:
+def _clip_grad(p: Array) -> Array:
     """Derivative of ``jnp.clip(p, 1e-7, 1 − 1e-7)``: 1 inside, 0 outside, 0.5 at a bound."""
     lo, hi = jnp.asarray(CLIP, p.dtype), jnp.asarray(1 - CLIP, p.dtype)
     inside = jnp.where((p > lo) & (p < hi), 1.0, 0.0)
     return jnp.where((p == lo) | (p == hi), 0.5, inside).astype(p.dtype)
 
 
-def binary_crossentropy(prob: jax.Array, y: jax.Array, mask: jax.Array | None = None) -> jax.Array:
+def binary_crossentropy(prob: Array, y: Array, mask: Mask = None) -> Array:
     """``−mean(y·log p + (1−y)·log(1−p))`` with ``p`` clipped to ``[1e-7, 1 − 1e-7]``."""
     p = jnp.clip(prob, CLIP, 1 - CLIP)
     return -_mean(y * jnp.log(p) + (1 - y) * jnp.log(1 - p), mask)
 
 
-def binary_crossentropy_grad(
-    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def binary_crossentropy_grad(prob: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `binary_crossentropy` with respect to ``p``: ``(−y/p + (1−y)/(1−p)) / N``.
 
     ``p`` clipped as in the loss; the result is multiplied by the clip's derivative (0 where
@@ -129,16 +127,12 @@ def binary_crossentropy_grad(
     return (-y / p + (1 - y) / (1 - p)) * _per_element(prob, mask) * _clip_grad(prob)
 
 
-def binary_crossentropy_from_logits(
-    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def binary_crossentropy_from_logits(z: Array, y: Array, mask: Mask = None) -> Array:
     """Binary cross-entropy of ``σ(z)``, computed from the logits: ``mean(softplus(z) − y·z)``."""
     return _mean(jax.nn.softplus(z) - y * z, mask)
 
 
-def binary_crossentropy_from_logits_grad(
-    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def binary_crossentropy_from_logits_grad(z: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `binary_crossentropy_from_logits` with respect to ``z``: ``(σ(z) − y) / N``.
 
     >>> binary_crossentropy_from_logits_grad(jnp.array([[0.0, 0.0]]), jnp.array([[1.0, 0.0]]))
@@ -147,9 +141,7 @@ def binary_crossentropy_from_logits_grad(
     return (jax.nn.sigmoid(z) - y) * _per_element(z, mask)
 
 
-def categorical_crossentropy(
-    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def categorical_crossentropy(prob: Array, y: Array, mask: Mask = None) -> Array:
     """``−mean_i log p_i[y_i]`` (integer labels) or ``−mean_i Σ_k y_ik log p_ik`` (one-hot).
 
     ``p`` is clipped to ``[1e-7, 1 − 1e-7]`` as in the book.
@@ -158,16 +150,12 @@ def categorical_crossentropy(
     return -_mean(_pick(logp, y), mask)
 
 
-def categorical_crossentropy_from_logits(
-    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def categorical_crossentropy_from_logits(z: Array, y: Array, mask: Mask = None) -> Array:
     """Categorical cross-entropy of ``softmax(z)``, from the logits via ``log_softmax``."""
     return -_mean(_pick(jax.nn.log_softmax(z, axis=-1), y), mask)
 
 
-def categorical_crossentropy_grad(
-    prob: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def categorical_crossentropy_grad(prob: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `categorical_crossentropy` with respect to ``p``: ``−t / (B·p)``.
 
     ``t`` is `y` one-hot encoded when it holds integer labels, ``B`` the batch size; ``p`` is
@@ -181,9 +169,7 @@ def categorical_crossentropy_grad(
     return -t / p * _per_row(prob, mask) * _clip_grad(prob)
 
 
-def categorical_crossentropy_from_logits_grad(
-    z: jax.Array, y: jax.Array, mask: jax.Array | None = None
-) -> jax.Array:
+def categorical_crossentropy_from_logits_grad(z: Array, y: Array, mask: Mask = None) -> Array:
     """Gradient of `categorical_crossentropy_from_logits` with respect to ``z``.
 
     ``(softmax(z) · Σ_k t_k − t) / B`` per row, which is the familiar ``(softmax(z) − t) / B``
@@ -200,23 +186,20 @@ def categorical_crossentropy_from_logits_grad(
     return (s * jnp.sum(t, axis=1, keepdims=True) - t) * _per_row(z, mask)
 
 
-def _targets(y: jax.Array, like: jax.Array) -> jax.Array:
+def _targets(y: Array, like: Array) -> Array:
     """`y` as rows of targets shaped like `like`: integer labels one-hot encoded."""
-    if y.ndim == 1:
-        return jax.nn.one_hot(y, like.shape[1], dtype=like.dtype)
-    return y
+    return jax.nn.one_hot(y, like.shape[1], dtype=like.dtype) if y.ndim == 1 else y
 
 
-def _pick(logp: jax.Array, y: jax.Array) -> jax.Array:
+def _pick(logp: Array, y: Array) -> Array:
     """Per example ``Σ_k y_k log p_k``; for integer labels, ``log p[label]``."""
     if y.ndim == 1:
         return jnp.take_along_axis(logp, y[:, None].astype(jnp.int32), axis=1)[:, 0]
     return jnp.sum(y * logp, axis=1)
 
 
-def data_loss(
-    loss: str, output_activation: str, z: Array, a: Array, y: Array, mask: Mask = None
-) -> Array:
+def data_loss(loss: str, output_activation: str, z: Array, a: Array, y: Array,
+              mask: Mask = None) -> Array:  # fmt: skip
     """The data loss of an output layer with logits `z` and activations `a` against `y`.
 
     Uses the logits for the fused pairs (softmax + categorical, sigmoid + binary
@@ -234,14 +217,11 @@ def fused(loss: str, output_activation: str) -> bool:
 
 def _pair(loss: str, output_activation: str):
     """The loss function and its hand-written gradient: of the logits for the fused pairs."""
-    if fused(loss, output_activation):
-        return _FROM_LOGITS[loss]
-    return _FROM_OUTPUTS[loss]
+    return (_FROM_LOGITS if fused(loss, output_activation) else _FROM_OUTPUTS)[loss]
 
 
-def data_loss_grad(
-    loss: str, output_activation: str, z: Array, a: Array, y: Array, mask: Mask = None
-) -> Array:
+def data_loss_grad(loss: str, output_activation: str, z: Array, a: Array, y: Array,
+                   mask: Mask = None) -> Array:  # fmt: skip
     """Hand-written gradient of `data_loss`: ``dL/dz`` for the fused pairs, else ``dL/da``.
 
     Mirrors `data_loss`: for softmax + categorical and sigmoid + binary cross-entropy (see

@@ -84,8 +84,7 @@ def accuracy(outputs: jax.Array, y: jax.Array) -> jax.Array:
             f"({batch}, {width}); got {tuple(np.shape(y))}"
         )
     loss = "binary_crossentropy" if width == 1 else "categorical_crossentropy"
-    out = outputs.astype(jnp.result_type(float))
-    return jnp.mean(correct(loss, out, y))
+    return jnp.mean(correct(loss, outputs.astype(jnp.result_type(float)), y))
 
 
 def regression_accuracy(outputs: jax.Array, y: jax.Array, precision: Any = None) -> jax.Array:

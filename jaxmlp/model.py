@@ -135,9 +135,8 @@ def init_params(key: jax.Array, net: MLP, scheme: str = "he", dtype: Any = None)
     return tuple(params)
 
 
-def forward_intermediates(
-    net: MLP, params: Params, x: jax.Array
-) -> tuple[list[jax.Array], list[jax.Array]]:
+def forward_intermediates(net: MLP, params: Params,
+                          x: jax.Array) -> tuple[list[jax.Array], list[jax.Array]]:  # fmt: skip
     """Every layer's pre-activation and activation: the forward table of the seeds.
 
     Returns ``(zs, activations)`` where ``zs[l] = activations[l] @ W_l + b_l`` (the seeds'
@@ -161,9 +160,8 @@ def forward_intermediates(
     return intermediates(net, params, x)
 
 
-def intermediates(
-    net: MLP, params: Params, x: jax.Array
-) -> tuple[list[jax.Array], list[jax.Array]]:
+def intermediates(net: MLP, params: Params,
+                  x: jax.Array) -> tuple[list[jax.Array], list[jax.Array]]:  # fmt: skip
     """`forward_intermediates` without its checks, for callers that validated their inputs."""
     x = jnp.asarray(x)
     columns = column_form(net, x.shape[0])
@@ -174,13 +172,11 @@ def intermediates(
         if columns:  # a is (features, batch)
             z = layer["W"].T @ a + layer["b"][:, None]  # seeds: HI = W·HO + B
             a = f.fn(z) if f.derivative is not None else f.fn(z.T).T  # softmax: over features
-            zs.append(z.T)
-            acts.append(a.T)
         else:
             z = a @ layer["W"] + layer["b"][None, :]
             a = f.fn(z)
-            zs.append(z)
-            acts.append(a)
+        zs.append(z.T if columns else z)
+        acts.append(a.T if columns else a)
     return zs, acts
 
 
@@ -209,6 +205,4 @@ def forward(net: MLP, params: Params, x: jax.Array) -> jax.Array:
     >>> probs.shape, bool(jnp.allclose(probs.sum(axis=1), 1.0))
     ((5, 3), True)
     """
-    check_params(net, params)
-    check_inputs(net, x)
-    return intermediates(net, params, x)[1][-1]
+    return forward_intermediates(net, params, x)[1][-1]

@@ -24,6 +24,15 @@ def _pyplot():
     return plt
 
 
+def _finish(plt, fig, path: str | os.PathLike | None):
+    """Lay `fig` out and, when `path` is given, save it as a PNG and close it; return `fig`."""
+    fig.tight_layout()
+    if path is not None:
+        fig.savefig(path)
+        plt.close(fig)
+    return fig
+
+
 def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None = None):
     """Loss and accuracy per epoch, training and (when recorded) validation, side by side.
 
@@ -48,16 +57,11 @@ def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None 
         ax_acc.plot(epoch, history["val_accuracy"], label="validation")
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
     ax_acc.legend()
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path)
-        plt.close(fig)
-    return fig
+    return _finish(plt, fig, path)
 
 
-def plot_histories(
-    histories: list[dict[str, np.ndarray]], labels: list[str], path: str | os.PathLike | None = None
-):
+def plot_histories(histories: list[dict[str, np.ndarray]], labels: list[str],
+                   path: str | os.PathLike | None = None):  # fmt: skip
     """Loss and accuracy per epoch of several models, one colour each; validation dashed.
 
     Args:
@@ -85,24 +89,12 @@ def plot_histories(
     ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
     if len(histories) <= 12:
         ax_loss.legend(fontsize="small")
-    fig.tight_layout()
-    if path is not None:
-        fig.savefig(path)
-        plt.close(fig)
-    return fig
+    return _finish(plt, fig, path)
 
 
-def plot_decision_boundary(
-    net: MLP,
-    params: Params,
-    x: Any,
-    y: Any,
-    path: str | os.PathLike | None = None,
-    *,
-    ax: Any = None,
-    resolution: int = 200,
-    title: str | None = None,
-):
+def plot_decision_boundary(net: MLP, params: Params, x: Any, y: Any,
+                           path: str | os.PathLike | None = None, *, ax: Any = None,
+                           resolution: int = 200, title: str | None = None):  # fmt: skip
     """The predicted class over the plane of a 2-input classifier, with the data on top.
 
     Args:
@@ -121,44 +113,29 @@ def plot_decision_boundary(
     if net.in_features != 2:
         raise ValueError(f"a decision boundary needs a net with 2 inputs; got {net.in_features}")
     plt = _pyplot()
-    x = np.asarray(x)
-    y = np.asarray(y)
-    labels = y if y.ndim == 1 else np.argmax(y, axis=1)
+    from matplotlib.colors import BoundaryNorm, ListedColormap
+
+    x, y = np.asarray(x), np.asarray(y)
+    labels = y if y.ndim == 1 else np.asarray(predicted_class(jnp.asarray(y)))
     pad = 0.1 * (x.max(axis=0) - x.min(axis=0)) + 1e-6
     lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
-    gx, gy = np.meshgrid(
-        np.linspace(lo[0], hi[0], resolution), np.linspace(lo[1], hi[1], resolution)
-    )
+    gx, gy = np.meshgrid(*(np.linspace(a, b, resolution) for a, b in zip(lo, hi)))
     grid = jnp.asarray(np.c_[gx.ravel(), gy.ravel()], dtype=jnp.result_type(float))
-    out = forward(net, params, grid)
-    pred = np.asarray(predicted_class(out))
+    pred = np.asarray(predicted_class(forward(net, params, grid)))
     own = ax is None
-    if own:
-        fig, ax = plt.subplots(figsize=(5, 5), dpi=100)
-    else:
-        fig = ax.figure
-    classes = max(int(labels.max()) + 1, int(pred.max()) + 1)
-    cmap = plt.get_cmap("tab10", max(classes, 2))
-    ax.contourf(
-        gx, gy, pred.reshape(gx.shape), levels=np.arange(classes + 1) - 0.5, cmap=cmap, alpha=0.3
-    )
+    fig, ax = plt.subplots(figsize=(5, 5), dpi=100) if own else (ax.figure, ax)
+    # Class c gets tab10's c-th colour (cycling past 10 classes) for its region and its points,
+    # through the norm's band (c − ½, c + ½). Resampling tab10 to `classes` colours instead
+    # would give blue, brown and cyan for 3 classes, hard to tell apart.
+    classes = max(int(labels.max()), int(pred.max())) + 1
+    levels = np.arange(classes + 1) - 0.5
+    cmap = ListedColormap([plt.get_cmap("tab10")(c % 10) for c in range(classes)])
+    norm = BoundaryNorm(levels, classes)
+    ax.contourf(gx, gy, pred.reshape(gx.shape), levels=levels, cmap=cmap, norm=norm, alpha=0.3)
     ax.scatter(
-        x[:, 0],
-        x[:, 1],
-        c=labels,
-        cmap=cmap,
-        vmin=-0.5,
-        vmax=max(classes, 2) - 0.5,
-        s=12,
-        edgecolors="k",
-        linewidths=0.3,
+        x[:, 0], x[:, 1], c=labels, cmap=cmap, norm=norm, s=12, edgecolors="k", linewidths=0.3
     )
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
     if title:
         ax.set_title(title)
-    if own:
-        fig.tight_layout()
-        if path is not None:
-            fig.savefig(path)
-            plt.close(fig)
-    return fig
+    return _finish(plt, fig, path) if own else fig

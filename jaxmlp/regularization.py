@@ -23,7 +23,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxmlp._checks import check_nonnegative, check_params
+from jaxmlp._checks import check_params, check_range
 
 FIELDS = ("l1w", "l1b", "l2w", "l2b")  # a Regularization's strengths, in its order
 
@@ -59,12 +59,11 @@ class Regularization:
     def __post_init__(self) -> None:
         for name in FIELDS:
             if getattr(self, name) is not None:
-                check_nonnegative(f"Regularization.{name}", getattr(self, name))
+                check_range(f"Regularization.{name}", getattr(self, name))
 
     @classmethod
-    def elastic_net(
-        cls, strength: float, l1_ratio: float = 0.5, biases: bool = True
-    ) -> Regularization:
+    def elastic_net(cls, strength: float, l1_ratio: float = 0.5,
+                    biases: bool = True) -> Regularization:  # fmt: skip
         """Elastic net: ``strength · (l1_ratio · Σ|w| + (1 − l1_ratio) · Σw²)``.
 
         The seeds' ``α(λ₁Σ|w| + λ₂Σw²)`` with ``α = strength``, ``λ₁ = l1_ratio`` and
@@ -80,8 +79,8 @@ class Regularization:
         >>> Regularization.elastic_net(1e-3, l1_ratio=0.25)
         Regularization(l1w=0.00025, l1b=0.00025, l2w=0.00075, l2b=0.00075)
         """
-        check_nonnegative("strength", strength)
-        check_nonnegative("l1_ratio", l1_ratio)
+        check_range("strength", strength)
+        check_range("l1_ratio", l1_ratio)
         if l1_ratio > 1:
             raise ValueError(f"l1_ratio must be in [0, 1]; got {l1_ratio!r}")
         l1, l2 = strength * l1_ratio, strength * (1 - l1_ratio)
@@ -118,16 +117,12 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
             raise ValueError(
                 f"reg must hold one Regularization per layer ({n_layers}); got {len(reg)}"
             )
-        out = []
         for l, r in enumerate(reg):
-            if r is None:
-                r = Regularization()
-            elif not isinstance(r, Regularization):
+            if r is not None and not isinstance(r, Regularization):
                 raise TypeError(
                     f"reg[{l}] must be a jaxmlp.Regularization or None; got {type(r).__name__}"
                 )
-            out.append(r)
-        reg = tuple(out)
+        reg = tuple(Regularization() if r is None else r for r in reg)
     else:
         raise TypeError(
             "reg must be a jaxmlp.Regularization, a tuple of them (one per layer) or None; got "
@@ -158,12 +153,8 @@ def penalty(params, reg: RegLike) -> jax.Array:
     total = jnp.zeros((), jnp.result_type(*[p["W"] for p in params]))
     for layer, r in zip(params, per_layer(reg, len(params))):
         W, b = layer["W"], layer["b"]
-        for strength, w, square in (
-            (r.l1w, W, False),
-            (r.l1b, b, False),
-            (r.l2w, W, True),
-            (r.l2b, b, True),
-        ):
+        terms = [(r.l1w, W, False), (r.l1b, b, False), (r.l2w, W, True), (r.l2b, b, True)]
+        for strength, w, square in terms:  # in this order: the sum is rounded term by term
             if not is_literal_zero(strength):
                 total = total + strength * jnp.sum(w * w if square else jnp.abs(w))
     return total
@@ -203,11 +194,8 @@ def penalty_grad(params, reg: RegLike):
     check_params(None, params)
     grads = []
     for layer, r in zip(params, per_layer(reg, len(params))):
-        leaf = {"W": (r.l1w, r.l2w), "b": (r.l1b, r.l2b)}
-        grads.append(
-            {
-                k: add_penalty_grad(jnp.zeros_like(w), w, *leaf[k]).astype(w.dtype)
-                for k, w in layer.items()
-            }
-        )
+        W, b = layer["W"], layer["b"]
+        dW = add_penalty_grad(jnp.zeros_like(W), W, r.l1w, r.l2w)
+        db = add_penalty_grad(jnp.zeros_like(b), b, r.l1b, r.l2b)
+        grads.append({"W": dW.astype(W.dtype), "b": db.astype(b.dtype)})
     return tuple(grads)
