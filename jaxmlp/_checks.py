@@ -30,9 +30,8 @@ def is_concrete(x: Any) -> bool:
 
 def check_array(name: str, x: Any) -> None:
     """Raise TypeError unless `x` is an array or a number."""
-    if isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, bool, jax.core.Tracer)):
-        return
-    raise TypeError(f"{name} must be an array (jax or numpy); got {type(x).__name__}")
+    if not isinstance(x, (jax.Array, np.ndarray, np.generic, int, float, bool, jax.core.Tracer)):
+        raise TypeError(f"{name} must be an array (jax or numpy); got {type(x).__name__}")
 
 
 def check_finite(name: str, x: Any) -> None:
@@ -52,28 +51,8 @@ def check_finite(name: str, x: Any) -> None:
         )
 
 
-def check_nonnegative(name: str, value: Any) -> None:
-    """Raise ValueError if a concrete `value` has a negative or non-finite entry."""
-    if not is_concrete(value):
-        return
-    arr = np.asarray(value)
-    if not np.issubdtype(arr.dtype, np.number):
-        raise TypeError(f"{name} must be a number; got {type(value).__name__}")
-    if not np.all(np.isfinite(arr)):
-        raise ValueError(f"{name} must be finite; got {value!r}")
-    if np.any(arr < 0):
-        raise ValueError(f"{name} must be >= 0; got {value!r}")
-
-
-def check_range(
-    name: str,
-    value: Any,
-    low: float = 0.0,
-    high: float = math.inf,
-    *,
-    low_open: bool = False,
-    high_open: bool = True,
-) -> None:
+def check_range(name: str, value: Any, low: float = 0.0, high: float = math.inf, *,
+                low_open: bool = False, high_open: bool = True) -> None:  # fmt: skip
     """Raise unless a concrete `value` is a finite number (or array) inside the interval.
 
     Values that are tracers (inside `jit` or `vmap`) are not checked. The message names the

@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import check_count, check_counts, check_inputs, check_problem
+from jaxmlp._checks import check_count, check_counts, check_problem
 from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, program
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
@@ -80,7 +80,6 @@ def check_data(
     """
     check_problem(net, x, y, loss)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    check_inputs(net, x)
     per_layer(reg, net.n_layers)
     batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
     if validation is None:
@@ -89,7 +88,6 @@ def check_data(
         raise TypeError("validation must be a pair (x_val, y_val)")
     xv, yv = jnp.asarray(validation[0]), jnp.asarray(validation[1])
     check_problem(net, xv, yv, loss)
-    check_inputs(net, xv)
     return x, y, xv, yv, batch_size
 
 
@@ -111,16 +109,8 @@ def format_history(rows: dict[str, np.ndarray], initial_epoch: int, many: bool) 
     return {"epoch": epoch, **{k: rows[k] for k in ORDER if k in rows}}
 
 
-def train(
-    spec: Spec,
-    inputs: tuple,
-    *,
-    epochs: int,
-    initial_epoch: int,
-    progress: bool,
-    callback: Callback | None = None,
-    callback_every: int = 1,
-) -> Outcome:
+def train(spec: Spec, inputs: tuple, *, epochs: int, initial_epoch: int, progress: bool,
+          callback: Callback | None = None, every: int = 1) -> Outcome:  # fmt: skip
     """Run `spec`'s compiled program for `epochs` epochs, or until no model is alive.
 
     Args:
@@ -131,58 +121,99 @@ def train(
       initial_epoch: epochs run before (the numbering, and so the shuffles, continue).
       progress: show a progress bar.
       callback: called with a `Snapshot` after every epoch whose number is a multiple of
-        `callback_every`, or None.
-      callback_every: the callback's period in epochs.
+        `every`, or None.
+      every: the callback's period in epochs.
     """
-    run = program(spec)
-    params, state, buffers, args, alive = inputs
-    many = spec.models is not None
-    runs = jnp.zeros(jnp.shape(alive), jnp.int32)
-    if alive.committed:  # placed on a mesh: `runs` goes there too, or calls would recompile
-        runs = jax.device_put(runs, alive.sharding)
-    rows = {k: np.full((epochs,) + b.shape[1:], np.nan, b.dtype) for k, b in buffers.items()}
-    live, stopped = np.asarray(alive), np.zeros(np.shape(alive), bool)
+    loop = Loop(spec, inputs, epochs, initial_epoch)
     bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
-    done, per_call = 0, 1
+    per_call = 1
     try:
-        while done < epochs and live.any():
-            epoch = initial_epoch + done
-            count = min(per_call, epochs - done, MAX_EPOCHS_PER_CALL)
+        while loop.done < epochs and loop.live.any():
+            count = min(per_call, epochs - loop.done, MAX_EPOCHS_PER_CALL)
             if callback is not None:
-                count = min(count, callback_every - epoch % callback_every)
+                count = min(count, every - loop.epoch % every)
             start = time.perf_counter()
-            first, n = jnp.asarray(epoch, jnp.int32), jnp.asarray(count, jnp.int32)
-            params, state, buffers, ran, alive, runs = run(
-                params, state, first, n, alive, runs, buffers, *args
-            )
-            ran, host = int(ran), jax.device_get(buffers)
-            for k, v in rows.items():
-                v[done : done + ran] = host[k][:ran]
-            done, live = done + ran, np.asarray(alive)
+            ran = loop.advance(count)
             if bar is not None:
                 bar.update(ran)
-                bar.set_postfix(_postfix({k: v[done - 1] for k, v in rows.items()}), refresh=False)
-            if callback is not None and live.any() and (initial_epoch + done) % callback_every == 0:
-                view = {k: _read_only(v[:done]) for k, v in rows.items()}
-                snapshot = Snapshot(
-                    initial_epoch + done,
-                    jax.tree.map(jnp.copy, params),
-                    jax.tree.map(jnp.copy, state),
-                    format_history(view, initial_epoch, many),
-                    live.copy(),
-                )
-                stop = _stops(callback(snapshot), live) & live
-                if stop.any():
-                    stopped, live = stopped | stop, live & ~stop
-                    alive = jax.device_put(jnp.asarray(live), alive.sharding)
+                bar.set_postfix(_postfix(loop.last_row()), refresh=False)
+            if callback is not None and loop.live.any() and loop.epoch % every == 0:
+                loop.stop(_stops(callback(loop.snapshot()), loop.live))
             elapsed = time.perf_counter() - start
-            if elapsed > 0:
-                per_call = max(1, int(count * TARGET_SECONDS_PER_CALL / elapsed))
+            per_call = max(1, int(count * TARGET_SECONDS_PER_CALL / max(elapsed, 1e-9)))
     finally:
         if bar is not None:
             bar.close()
-    history = format_history({k: v[:done] for k, v in rows.items()}, initial_epoch, many)
-    return Outcome(params, state, history, done, live, np.asarray(runs), stopped)
+    return loop.outcome()
+
+
+class Loop:
+    """The host's side of a run: the compiled program's carry, and the history rows so far."""
+
+    def __init__(self, spec: Spec, inputs: tuple, epochs: int, initial_epoch: int) -> None:
+        self.run, self.many, self.initial_epoch = (
+            program(spec),
+            spec.models is not None,
+            initial_epoch,
+        )
+        self.params, self.state, self.buffers, self.args, self.alive = inputs
+        self.runs = jnp.zeros(jnp.shape(self.alive), jnp.int32)
+        if self.alive.committed:  # placed on a mesh: `runs` goes there too, or calls recompile
+            self.runs = jax.device_put(self.runs, self.alive.sharding)
+        self.rows = {
+            k: np.full((epochs,) + b.shape[1:], np.nan, b.dtype) for k, b in self.buffers.items()
+        }
+        self.live, self.stopped = np.asarray(self.alive), np.zeros(np.shape(self.alive), bool)
+        self.done = 0  # epochs run by this call: the history's rows
+
+    @property
+    def epoch(self) -> int:
+        """The last epoch run, counting ``initial_epoch``."""
+        return self.initial_epoch + self.done
+
+    def advance(self, count: int) -> int:
+        """Call the program for up to `count` epochs; record their rows; return how many ran."""
+        first, n = jnp.asarray(self.epoch, jnp.int32), jnp.asarray(count, jnp.int32)
+        carry = self.run(
+            self.params, self.state, first, n, self.alive, self.runs, self.buffers, *self.args
+        )
+        self.params, self.state, self.buffers, ran, self.alive, self.runs = carry
+        ran, host = int(ran), jax.device_get(self.buffers)
+        for k, v in self.rows.items():
+            v[self.done : self.done + ran] = host[k][:ran]
+        self.done, self.live = self.done + ran, np.asarray(self.alive)
+        return ran
+
+    def last_row(self) -> dict[str, np.ndarray]:
+        """The last epoch's history row (per model for K models)."""
+        return {k: v[self.done - 1] for k, v in self.rows.items()}
+
+    def history(self, read_only: bool = False) -> dict[str, np.ndarray]:
+        """The history so far in the result's form (views of the rows when `read_only`)."""
+        rows = {
+            k: _read_only(v[: self.done]) if read_only else v[: self.done]
+            for k, v in self.rows.items()
+        }
+        return format_history(rows, self.initial_epoch, self.many)
+
+    def snapshot(self) -> Snapshot:
+        """What the callback sees: copies of the state, read-only views of the history."""
+        params, state = jax.tree.map(jnp.copy, (self.params, self.state))
+        return Snapshot(self.epoch, params, state, self.history(read_only=True), self.live.copy())
+
+    def stop(self, stop: np.ndarray) -> None:
+        """Freeze the models in `stop` (bools, one per model): the program skips them."""
+        stop = stop & self.live
+        if stop.any():
+            self.stopped, self.live = self.stopped | stop, self.live & ~stop
+            self.alive = jax.device_put(jnp.asarray(self.live), self.alive.sharding)
+
+    def outcome(self) -> Outcome:
+        """What `train` returns."""
+        runs = np.asarray(self.runs)
+        return Outcome(
+            self.params, self.state, self.history(), self.done, self.live, runs, self.stopped
+        )
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:

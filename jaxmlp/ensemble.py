@@ -188,29 +188,13 @@ def _check_mesh(mesh: Mesh | None, K: int) -> None:
         )
 
 
-def fit_many(
-    net: MLP,
-    params: Params,
-    opt: Optimizer,
-    x: Any,
-    y: Any,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    epochs: int = 1,
-    batch_size: int | None = None,
-    validation: tuple[Any, Any] | None = None,
-    key: jax.Array | None = None,
-    shuffle: bool = True,
-    grads: str = "autodiff",
-    opt_state: OptState | None = None,
-    initial_epoch: int = 0,
-    progress: bool = True,
-    mesh: Mesh | None = None,
-    devices: int | Sequence[jax.Device] | None = None,
-    callback: Callback | None = None,
-    callback_every: int = 1,
-) -> FitManyResult:
+def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
+             reg: RegLike = None, epochs: int = 1, batch_size: int | None = None,
+             validation: tuple[Any, Any] | None = None, key: jax.Array | None = None,
+             shuffle: bool = True, grads: str = "autodiff", opt_state: OptState | None = None,
+             initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
+             devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
+             callback_every: int = 1) -> FitManyResult:  # fmt: skip
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
     Model ``k`` follows `jaxmlp.fit` exactly: for every mini-batch
@@ -297,7 +281,7 @@ def fit_many(
     if mesh is not None:
         inputs = _place_models(mesh, inputs, reg_axes, key_axis)
     outcome = train(spec, inputs, epochs=epochs, initial_epoch=initial_epoch, progress=progress,
-                    callback=callback, callback_every=callback_every)  # fmt: skip
+                    callback=callback, every=callback_every)  # fmt: skip
     reasons = tuple(stop_reason(outcome, initial_epoch, k) for k in range(K))
     diverged = [k for k in range(K) if not outcome.alive[k] and not outcome.stopped[k]]
     if diverged:

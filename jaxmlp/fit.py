@@ -60,29 +60,13 @@ class FitResult(NamedTuple):
     stop_reason: str | None
 
 
-def fit(
-    net: MLP,
-    params: Params,
-    opt: Optimizer,
-    x: Any,
-    y: Any,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    epochs: int = 1,
-    batch_size: int | None = None,
-    validation: tuple[Any, Any] | None = None,
-    key: jax.Array | None = None,
-    shuffle: bool = True,
-    grads: str = "autodiff",
-    opt_state: OptState | None = None,
-    initial_epoch: int = 0,
-    progress: bool = True,
-    mesh: Mesh | None = None,
-    devices: int | Sequence[jax.Device] | None = None,
-    callback: Callback | None = None,
-    callback_every: int = 1,
-) -> FitResult:
+def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
+        reg: RegLike = None, epochs: int = 1, batch_size: int | None = None,
+        validation: tuple[Any, Any] | None = None, key: jax.Array | None = None,
+        shuffle: bool = True, grads: str = "autodiff", opt_state: OptState | None = None,
+        initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
+        devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
+        callback_every: int = 1) -> FitResult:  # fmt: skip
     """Train `net` on ``(x, y)`` for `epochs` epochs of mini-batch updates.
 
     Args:
@@ -169,15 +153,8 @@ def fit(
     else:
         params, state = _placement.place((params, state), _placement.replicated(mesh), copy=True)
         rest = _placement.place(rest, _placement.replicated(mesh))
-    outcome = train(
-        spec,
-        (params, state, *rest),
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        progress=progress,
-        callback=callback,
-        callback_every=callback_every,
-    )
+    outcome = train(spec, (params, state, *rest), epochs=epochs, initial_epoch=initial_epoch,
+                    progress=progress, callback=callback, every=callback_every)  # fmt: skip
     reason = stop_reason(outcome, initial_epoch)
     if reason and not outcome.stopped:
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
@@ -186,10 +163,12 @@ def fit(
 
 def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None) -> str | None:
     """Why a model stopped early (None if it ran every epoch): it diverged, or the callback."""
-    runs = outcome.runs if model is None else outcome.runs[model]
-    alive = outcome.alive if model is None else outcome.alive[model]
-    stopped = outcome.stopped if model is None else outcome.stopped[model]
-    epoch = initial_epoch + int(runs)
+    k = () if model is None else model
+    epoch, alive, stopped = (
+        initial_epoch + int(outcome.runs[k]),
+        outcome.alive[k],
+        outcome.stopped[k],
+    )
     if stopped:
         return f"stopped by the callback after epoch {epoch}"
     if alive:
@@ -206,27 +185,17 @@ def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None) 
     )
 
 
-def evaluate(
-    net: MLP,
-    params: Params,
-    x: Any,
-    y: Any,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    batch_size: int = 4096,
-) -> dict[str, float]:
+def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLike = None,
+             batch_size: int = 4096) -> dict[str, float]:  # fmt: skip
     """Loss and accuracy of `params` on ``(x, y)``, computed in batches of `batch_size`.
 
     Returns:
       ``{"loss", "data_loss", "penalty", "accuracy"}`` as Python floats, with accuracy defined
       as in `fit` (regression precision ``std(y)/250`` of this `y`).
     """
-    check_problem(net, x, y, loss)
-    check_params(net, params)
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    check_inputs(net, x)
+    check_problem(net, x, y, loss, params=params)
     check_count("batch_size", batch_size, 1)
+    x, y = jnp.asarray(x), jnp.asarray(y)
     pen = float(penalty(params, per_layer(reg, net.n_layers)))
     precision = precision_of(loss, y, x.dtype)
     data_sum, hits = 0.0, 0.0

@@ -40,17 +40,8 @@ from jaxmlp._placement import (
     replicated,
 )
 
-__all__ = [
-    "DATA",
-    "MODELS",
-    "batch_sharding",
-    "data_mesh",
-    "from_process_rows",
-    "models_mesh",
-    "process_slice",
-    "replicated",
-    "shard_batches",
-]
+__all__ = ["DATA", "MODELS", "batch_sharding", "data_mesh", "from_process_rows", "models_mesh",
+           "process_slice", "replicated", "shard_batches"]  # fmt: skip
 
 
 def data_mesh(devices: DevicesLike = None) -> Mesh:

@@ -36,6 +36,23 @@ def test_quickstart_prints_what_its_comments_state():
         )
 
 
+def test_the_callback_example_keeps_the_best_epoch():
+    """The "Training runs" example, run after the quickstart: a best epoch before the last."""
+    blocks = python_blocks()
+    example = next(b for b in blocks if "def keep_best" in b)
+    namespace, out = {}, io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(blocks[0], "README.md", "exec"), namespace)
+        out.truncate(0)
+        out.seek(0)
+        exec(compile(example, "README.md", "exec"), namespace)
+    epoch, best, last = (float(v) for v in out.getvalue().split())
+    stated = [float(v) for v in example.rsplit("#", 1)[1].split()]
+    assert epoch % 100 == 0 and epoch < 10000 and best < last
+    np.testing.assert_allclose([best, last], stated[1:], atol=0.05)
+    assert namespace["best"]["params"][0]["W"].shape == (2, 64)
+
+
 def test_setup_block_holds_the_two_commands():
     block = re.search(r"```bash\n(.*?)```", README.read_text(), re.S).group(1)
     lines = [line for line in block.splitlines() if line.strip()]

@@ -47,20 +47,20 @@ class Sweep(NamedTuple):
         )
 
 
-def option(default: Any, help: str, *, group: str = "", run: bool = True, **argparse_kw) -> Any:
+def option(default: Any, help: str, group: str = "", *, run: bool = True, **argparse_kw) -> Any:
     """A dataclass field declaring one command-line option.
 
     Args:
       default: the default (parsed like a command-line value when `parse` is given).
-      help: the help text.
+      help: the help text; `add_options` adds "(default: ...)" unless it says "default" or the
+        option is a switch.
       group: the option group's title in ``--help``.
       run: whether the setting defines a run (saved, and restored by ``--resume``).
       **argparse_kw: ``metavar``, ``choices``; ``parse`` (argparse's ``type``); ``low`` (the
-        value must be ``>= low``); ``sweep`` (a `Sweep`: ``--sweep`` may vary it); ``flag``.
+        value must be ``>= low``); ``sweep`` (a `Sweep`: ``--sweep`` may vary it).
     """
-    return dataclasses.field(
-        default=default, metadata=dict(help=help, group=group, run=run, **argparse_kw)
-    )
+    meta = dict(help=help, group=group, run=run, **argparse_kw)
+    return dataclasses.field(default=default, metadata=meta)
 
 
 def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill: str) -> None:
@@ -75,8 +75,10 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
         title = meta["group"]
         if title not in made:
             made[title] = parser.add_argument_group(title, groups.get(title)) if title else parser
-        kind = _base_type(hints[f.name])
-        kw: dict[str, Any] = {"default": f.default, "help": meta["help"].format(**fill)}
+        kind, help = _base_type(hints[f.name]), meta["help"].format(**fill)
+        if "default" not in help and kind is not bool:
+            help += " (default: %(default)s)"
+        kw: dict[str, Any] = {"default": f.default, "help": help}
         if kind is bool:
             kw["action"] = "store_true"
         elif kind is list:
@@ -84,7 +86,7 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
         else:
             kw["type"] = meta.get("parse", kind)
         kw.update({k: meta[k] for k in ("metavar", "choices") if k in meta})
-        made[title].add_argument(meta.get("flag", "--" + f.name.replace("_", "-")), **kw)
+        made[title].add_argument(flag(f.name), **kw)
 
 
 def _base_type(hint: Any) -> type:
@@ -123,129 +125,95 @@ TRAIN_GROUPS = {
 ALL = Sweep()
 
 
-def _strength(what: str, default: float, group: str, note: str = "") -> Any:
-    help = f"strength of {what}{note} (default: %(default)s)"
-    return option(default, help, group=group, metavar="λ", sweep=ALL)
+def _strength(what: str, default: float, group: str = REG) -> Any:
+    return option(default, f"strength of {what}", group, metavar="λ", sweep=ALL)
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
     """The settings of ``jaxmlp train``; the defaults are the book's chapter-14 experiment."""
 
-    data: str = option(
-        "spiral", "spiral, vertical, sine (the book's generators), digits (needs scikit-learn), "
-        "or a .npz file (arrays 'x' and 'y') or .csv file (last column is the target) (default: "
-        "%(default)s)", group=DATA, metavar="NAME|FILE")  # fmt: skip
-    samples: int | None = option(
-        None, "generated data: samples per class (spiral, vertical; default 100) or in all "
-        "(sine; default 1000)", group=DATA, metavar="N")  # fmt: skip
-    classes: int = option(
-        3, "classes of spiral and vertical data (default: %(default)s)", group=DATA, metavar="K"
-    )
-    val_samples: int | None = option(
-        None, "generated data: size of the fresh validation draw, 0 for none (default: as "
-        "--samples)", group=DATA, metavar="N")  # fmt: skip
-    val_fraction: float | None = option(
-        None, "digits and files: share held out for validation, 0 for none (default: 0.2)",
-        group=DATA, metavar="F")  # fmt: skip
-    standardize: str = option(
-        "auto", "scale features to mean 0, std 1 using the training split; auto: yes for digits "
-        "and files, no for generated data (default: %(default)s)", group=DATA,
-        choices=("auto", "yes", "no"))  # fmt: skip
-    hidden: str = option(
-        "64", "hidden layer sizes, comma-separated; '' for none (default: %(default)s)",
-        group=MODEL, metavar="N,N,...")  # fmt: skip
-    activations: str | None = option(
-        None, f"one per layer, from {', '.join(ACTIVATION_NAMES)} (default: relu hidden layers, "
-        "then softmax, sigmoid or linear to suit the loss)", group=MODEL,
-        metavar="NAME,...")  # fmt: skip
-    init: str = option(
-        "he", "weight initialisation (default: %(default)s)", group=MODEL, choices=INIT_SCHEMES
-    )
-    loss: str | None = option(
-        None, "data loss (default: categorical_crossentropy for integer labels, mse otherwise)",
-        group=MODEL, choices=LOSS_NAMES)  # fmt: skip
-    l1w: float = _strength("Σ|W|", 0.0, REG)
-    l1b: float = _strength("Σ|b|", 0.0, REG)
-    l2w: float = _strength("ΣW²", 5e-4, REG)
-    l2b: float = _strength("Σb²", 5e-4, REG)
-    reg_layers: str = option(
-        "hidden", "layers the penalty applies to: hidden (all but the output layer, as in the "
-        "book), all, or comma-separated layer indices from 0 (default: %(default)s)", group=REG,
-        metavar="WHICH")  # fmt: skip
-    optimizer: str = option("adam", "(default: %(default)s)", group=OPT, choices=OPTIMIZERS)
-    lr: float = option(0.02, "learning rate (default: %(default)s)", group=OPT, low=0, sweep=ALL)
-    schedule: str = option(
-        "inverse_time", "learning-rate schedule over update steps: inverse_time lr/(1+decay·t) "
-        "(the book's), constant, exponential lr·decay_rate^(t/decay_steps), cosine over "
-        "decay_steps (default: %(default)s)", group=OPT, choices=SCHEDULES)  # fmt: skip
-    decay: float = option(
-        5e-7, "inverse_time decay (default: %(default)s)", group=OPT, low=0,
-        sweep=Sweep(schedules=("inverse_time",)))  # fmt: skip
-    decay_rate: float = option(
-        0.5, "exponential: factor per decay_steps (default: %(default)s)", group=OPT,
-        sweep=Sweep(schedules=("exponential",)))  # fmt: skip
-    decay_steps: int | None = option(
-        None, "exponential: steps per decay_rate; cosine: length of the decay (default: all "
-        "the run's update steps)", group=OPT, metavar="T",
-        sweep=Sweep(schedules=("exponential", "cosine"), low=1))  # fmt: skip
-    warmup: int = option(
-        0, "linear warm-up steps before the schedule (default: %(default)s)", group=OPT,
-        metavar="T", sweep=ALL)  # fmt: skip
-    momentum: float = option(
-        0.0, "sgd and rmsprop momentum (default: %(default)s)", group=OPT,
-        sweep=Sweep(("sgd", "rmsprop")))  # fmt: skip
-    nesterov: bool = option(False, "sgd: Nesterov momentum", group=OPT)
-    rho: float = option(
-        0.9, "rmsprop decay (default: %(default)s)", group=OPT, sweep=Sweep(("rmsprop",))
-    )
-    centered: bool = option(False, "rmsprop: centered variant", group=OPT)
-    b1: float = option(0.9, "adam(w) β1 (default: %(default)s)", group=OPT, sweep=Sweep(ADAM))
-    b2: float = option(0.999, "adam(w) β2 (default: %(default)s)", group=OPT, sweep=Sweep(ADAM))
-    eps: float = option(
-        1e-7, "ε added outside the square root (default: %(default)s, the book's)", group=OPT,
-        sweep=Sweep(ADAPTIVE))  # fmt: skip
-    eps_root: float = option(
-        0.0, "ε added inside the square root (default: %(default)s)", group=OPT,
-        sweep=Sweep(ADAPTIVE))  # fmt: skip
-    amsgrad: bool = option(False, "adam(w): AMSGrad", group=OPT)
-    weight_decay: float = option(
-        0.01, "adamw decoupled weight decay (default: %(default)s)", group=OPT, low=0,
-        sweep=Sweep(("adamw",)))  # fmt: skip
-    epochs: int = option(
-        10000, "epochs in all, counting any resumed ones (default: %(default)s)", group=TRAIN,
-        run=False, low=0)  # fmt: skip
-    batch_size: int | None = option(
-        None, "examples per update (default: the full batch, as in the book)", group=TRAIN,
-        metavar="B")  # fmt: skip
-    seed: int = option(
-        0, "seed of the initial weights and the shuffles, and of the data unless --data-seed is "
-        "given (default: %(default)s)", group=TRAIN)  # fmt: skip
-    data_seed: int | None = option(
-        None, "seed of the generated data and of the validation split (default: --seed)",
-        group=TRAIN, metavar="S")  # fmt: skip
-    grads: str = option(
-        "autodiff", "gradients from jax.grad or the hand-written backprop (default: "
-        "%(default)s)", group=TRAIN, choices=("autodiff", "manual"))  # fmt: skip
-    out: str | None = option(
-        None, "output directory (default: runs/<data name>)", group=TRAIN, run=False,
-        metavar="DIR")  # fmt: skip
-    checkpoint_every: int = option(
-        1000, "write the checkpoint every E epochs (default: %(default)s)", group=TRAIN,
-        run=False, metavar="E", low=1)  # fmt: skip
-    resume: bool = option(
-        False, "continue the run whose checkpoint is in --out, with its settings", group=TRAIN,
-        run=False)  # fmt: skip
-    no_plots: bool = option(False, "do not draw PNG plots", group=TRAIN, run=False)
-    no_progress: bool = option(False, "no progress bar", group=TRAIN, run=False)
-    seeds: int = option(
-        1, "train N models with seeds seed, seed+1, ..., seed+N-1 (their initial weights and "
-        "shuffles), all on the data of --seed or --data-seed (default: %(default)s)", group=MANY,
-        run=False, metavar="N", low=1)  # fmt: skip
-    sweep: list[str] | None = option(
-        None, "one model per value; repeat for a grid (the Cartesian product, times --seeds). "
-        "NAME: {sweepable} (those of the run's optimizer and schedule)", group=MANY, run=False,
-        metavar="NAME=V1,V2,...")  # fmt: skip
+    data: str = option("spiral", "spiral, vertical, sine (the book's generators), digits (needs "
+                       "scikit-learn), or a .npz (arrays x, y) or .csv file (last column: the "
+                       "target)", DATA, metavar="NAME|FILE")  # fmt: skip
+    samples: int | None = option(None, "generated data: samples per class (spiral, vertical; "
+                                 "default 100) or in all (sine; default 1000)", DATA,
+                                 metavar="N")  # fmt: skip
+    classes: int = option(3, "classes of spiral and vertical data", DATA, metavar="K")
+    val_samples: int | None = option(None, "generated data: size of the fresh validation draw, "
+                                     "0 for none (default: as --samples)", DATA,
+                                     metavar="N")  # fmt: skip
+    val_fraction: float | None = option(None, "digits and files: share held out for validation, "
+                                        "0 for none (default: 0.2)", DATA, metavar="F")  # fmt: skip
+    standardize: str = option("auto", "scale features to mean 0, std 1 on the training split; "
+                              "auto: yes for digits and files", DATA,
+                              choices=("auto", "yes", "no"))  # fmt: skip
+    hidden: str = option("64", "hidden layer sizes, comma-separated; '' for none", MODEL,
+                         metavar="N,N,...")  # fmt: skip
+    activations: str | None = option(None, f"one per layer, from {', '.join(ACTIVATION_NAMES)} "
+                                     "(default: relu, then the loss's output)", MODEL,
+                                     metavar="NAME,...")  # fmt: skip
+    init: str = option("he", "weight initialisation", MODEL, choices=INIT_SCHEMES)
+    loss: str | None = option(None, "data loss (default: categorical_crossentropy for integer "
+                              "labels, mse otherwise)", MODEL, choices=LOSS_NAMES)  # fmt: skip
+    l1w: float = _strength("Σ|W|", 0.0)
+    l1b: float = _strength("Σ|b|", 0.0)
+    l2w: float = _strength("ΣW²", 5e-4)
+    l2b: float = _strength("Σb²", 5e-4)
+    reg_layers: str = option("hidden", "layers the penalty applies to: hidden (all but the "
+                             "output, as in the book), all, or indices from 0", REG,
+                             metavar="WHICH")  # fmt: skip
+    optimizer: str = option("adam", "the optimizer", OPT, choices=OPTIMIZERS)
+    lr: float = option(0.02, "learning rate", OPT, low=0, sweep=ALL)
+    schedule: str = option("inverse_time", "learning-rate schedule over update steps: "
+                           "inverse_time lr/(1+decay·t) (the book's), constant, exponential "
+                           "lr·decay_rate^(t/decay_steps), cosine over decay_steps", OPT,
+                           choices=SCHEDULES)  # fmt: skip
+    decay: float = option(5e-7, "inverse_time decay", OPT, low=0,
+                          sweep=Sweep(schedules=("inverse_time",)))  # fmt: skip
+    decay_rate: float = option(0.5, "exponential: factor per decay_steps", OPT,
+                               sweep=Sweep(schedules=("exponential",)))  # fmt: skip
+    decay_steps: int | None = option(None, "exponential: steps per decay_rate; cosine: length of "
+                                     "the decay (default: all the run's steps)", OPT, metavar="T",
+                                     sweep=Sweep(schedules=("exponential", "cosine"),
+                                                 low=1))  # fmt: skip
+    warmup: int = option(0, "linear warm-up steps before the schedule", OPT, metavar="T", sweep=ALL)
+    momentum: float = option(0.0, "sgd and rmsprop momentum", OPT, sweep=Sweep(("sgd", "rmsprop")))
+    nesterov: bool = option(False, "sgd: Nesterov momentum", OPT)
+    rho: float = option(0.9, "rmsprop decay", OPT, sweep=Sweep(("rmsprop",)))
+    centered: bool = option(False, "rmsprop: centered variant", OPT)
+    b1: float = option(0.9, "adam(w) β1", OPT, sweep=Sweep(ADAM))
+    b2: float = option(0.999, "adam(w) β2", OPT, sweep=Sweep(ADAM))
+    eps: float = option(1e-7, "ε added outside the square root (the book's: 1e-7)", OPT,
+                        sweep=Sweep(ADAPTIVE))  # fmt: skip
+    eps_root: float = option(0.0, "ε added inside the square root", OPT, sweep=Sweep(ADAPTIVE))
+    amsgrad: bool = option(False, "adam(w): AMSGrad", OPT)
+    weight_decay: float = option(0.01, "adamw decoupled weight decay", OPT, low=0,
+                                 sweep=Sweep(("adamw",)))  # fmt: skip
+    epochs: int = option(10000, "epochs in all, counting any resumed ones", TRAIN, run=False, low=0)
+    batch_size: int | None = option(None, "examples per update (default: the full batch, as in "
+                                    "the book)", TRAIN, metavar="B")  # fmt: skip
+    seed: int = option(0, "seed of the initial weights and the shuffles, and of the data unless "
+                       "--data-seed is given", TRAIN)  # fmt: skip
+    data_seed: int | None = option(None, "seed of the generated data and of the validation "
+                                   "split (default: --seed)", TRAIN, metavar="S")  # fmt: skip
+    grads: str = option("autodiff", "gradients from jax.grad or the hand-written backprop", TRAIN,
+                        choices=("autodiff", "manual"))  # fmt: skip
+    out: str | None = option(None, "output directory (default: runs/<data name>)", TRAIN,
+                             run=False, metavar="DIR")  # fmt: skip
+    checkpoint_every: int = option(1000, "write the checkpoint every E epochs", TRAIN, run=False,
+                                   metavar="E", low=1)  # fmt: skip
+    resume: bool = option(False, "continue the run whose checkpoint is in --out, with its "
+                          "settings", TRAIN, run=False)  # fmt: skip
+    no_plots: bool = option(False, "do not draw PNG plots", TRAIN, run=False)
+    no_progress: bool = option(False, "no progress bar", TRAIN, run=False)
+    seeds: int = option(1, "train N models with seeds seed, ..., seed+N-1 (their initial weights "
+                        "and shuffles), on the data of --seed or --data-seed", MANY, run=False,
+                        metavar="N", low=1)  # fmt: skip
+    sweep: list[str] | None = option(None, "one model per value; repeat for a grid (times "
+                                     "--seeds). NAME: {sweepable} (those of the run's optimizer "
+                                     "and schedule)", MANY, run=False,
+                                     metavar="NAME=V1,V2,...")  # fmt: skip
 
 
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["run"])
@@ -279,43 +247,33 @@ def name_list(text: str) -> tuple[str, ...]:
     return tuple(v.strip() for v in text.split(","))
 
 
-def _tolerance(default: float, what: str) -> Any:
-    return option(default, f"{what} (default: %(default)s)")
-
-
 @dataclasses.dataclass(frozen=True)
 class GradcheckConfig:
     """The settings of ``jaxmlp gradcheck``: a random problem and the check's tolerances."""
 
-    sizes: tuple[int, ...] = option(
-        "2,16,3", "layer sizes, inputs first (default: %(default)s)", metavar="N,N,...",
-        parse=int_list)  # fmt: skip
-    activations: tuple[str, ...] | None = option(
-        None, f"one activation per layer, from: {', '.join(ACTIVATION_NAMES)} (default: relu "
-        "for hidden layers, then the loss's natural output: softmax, sigmoid, or linear for "
-        "mse/mae)", metavar="NAME,...", parse=name_list)  # fmt: skip
-    loss: str = option(
-        "categorical_crossentropy", "data loss (default: %(default)s)", choices=LOSS_NAMES
-    )
-    labels: str = option(
-        "int", "targets of categorical_crossentropy: integer labels or one-hot rows (default: "
-        "%(default)s)", choices=("int", "onehot"))  # fmt: skip
-    l1w: float = _strength("the Σ|W| penalty", 0.0, "", ", every layer")
-    l1b: float = _strength("the Σ|b| penalty", 0.0, "", ", every layer")
-    l2w: float = _strength("the ΣW² penalty", 0.0, "", ", every layer")
-    l2b: float = _strength("the Σb² penalty", 0.0, "", ", every layer")
-    batch: int = option(32, "examples in the random batch (default: %(default)s)")
-    seed: int = option(
-        0, "seed of the net, the data and the sampled entries (default: %(default)s)"
-    )
-    init: str = option("he", "weight initialisation (default: %(default)s)", choices=INIT_SCHEMES)
-    n_samples: int = _tolerance(N_SAMPLES, "entries per leaf checked with finite differences")
-    eps: float = _tolerance(EPS, "finite-difference step")
-    rtol: float = _tolerance(RTOL, "relative tolerance vs autodiff")
-    atol: float = _tolerance(ATOL, "absolute tolerance vs autodiff")
-    fd_rtol: float = _tolerance(FD_RTOL, "relative tolerance vs finite differences")
-    fd_atol: float = _tolerance(FD_ATOL, "absolute tolerance vs finite differences")
-    backward: str | None = option(
-        None, "check your own backward pass instead of jaxmlp's: a function f(net, params, x, "
-        "y, *, loss, reg) -> grads, importable from the current directory",
-        metavar="MODULE:FUNCTION")  # fmt: skip
+    sizes: tuple[int, ...] = option("2,16,3", "layer sizes, inputs first", metavar="N,N,...",
+                                    parse=int_list)  # fmt: skip
+    activations: tuple[str, ...] | None = option(None, "one activation per layer, from: "
+                                                 f"{', '.join(ACTIVATION_NAMES)} (default: relu, "
+                                                 "then the loss's natural output)",
+                                                 metavar="NAME,...", parse=name_list)  # fmt: skip
+    loss: str = option("categorical_crossentropy", "data loss", choices=LOSS_NAMES)
+    labels: str = option("int", "targets of categorical_crossentropy: integer labels or one-hot "
+                         "rows", choices=("int", "onehot"))  # fmt: skip
+    l1w: float = _strength("the Σ|W| penalty, every layer", 0.0, "")
+    l1b: float = _strength("the Σ|b| penalty, every layer", 0.0, "")
+    l2w: float = _strength("the ΣW² penalty, every layer", 0.0, "")
+    l2b: float = _strength("the Σb² penalty, every layer", 0.0, "")
+    batch: int = option(32, "examples in the random batch")
+    seed: int = option(0, "seed of the net, the data and the sampled entries")
+    init: str = option("he", "weight initialisation", choices=INIT_SCHEMES)
+    n_samples: int = option(N_SAMPLES, "entries per leaf checked with finite differences")
+    eps: float = option(EPS, "finite-difference step")
+    rtol: float = option(RTOL, "relative tolerance vs autodiff")
+    atol: float = option(ATOL, "absolute tolerance vs autodiff")
+    fd_rtol: float = option(FD_RTOL, "relative tolerance vs finite differences")
+    fd_atol: float = option(FD_ATOL, "absolute tolerance vs finite differences")
+    backward: str | None = option(None, "check your own backward pass instead of jaxmlp's: a "
+                                  "function f(net, params, x, y, *, loss, reg) -> grads, "
+                                  "importable from the current directory",
+                                  metavar="MODULE:FUNCTION")  # fmt: skip

@@ -47,7 +47,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import datasets, optim, schedules
-from jaxmlp._checks import check_inputs, check_problem
+from jaxmlp._checks import check_problem
 from jaxmlp._driver import Snapshot
 from jaxmlp.cli import outputs, report
 from jaxmlp.cli.config import (
@@ -234,7 +234,6 @@ def setup(config: TrainConfig) -> Problem:
     net = MLP((int(np.shape(x)[1]), *hidden, out_features), activations)
     for xs, ys in [(x, y)] + ([validation] if validation else []):
         check_problem(net, xs, ys, loss)
-        check_inputs(net, xs)
     batches = math.ceil(len(x) / min(config.batch_size or len(x), len(x)))
     return Problem(net, loss, x, y, validation, max(1, config.epochs * batches))
 
