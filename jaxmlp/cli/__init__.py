@@ -18,7 +18,7 @@ import argparse
 from typing import NoReturn
 
 from jaxmlp.cli import gradcheck, train
-from jaxmlp.cli.config import add_options, from_namespace
+from jaxmlp.cli.config import GROUP_NOTES, add_options, from_namespace
 
 COMMANDS = {"train": train, "gradcheck": gradcheck}
 
@@ -32,17 +32,14 @@ class _Parser(argparse.ArgumentParser):
 
 def parser() -> argparse.ArgumentParser:
     """The ``jaxmlp`` parser: one subparser per command, its options from its config."""
-    top = _Parser(
-        prog="jaxmlp",
-        description="jaxmlp: a functional multilayer perceptron in JAX, with its "
-        "backpropagation written out.",
-        epilog="Run 'jaxmlp COMMAND --help' for a command's options.",
-    )
+    top = _Parser(prog="jaxmlp", epilog="Run 'jaxmlp COMMAND --help' for a command's options.",
+                  description="jaxmlp: a functional multilayer perceptron in JAX, with its "
+                  "backpropagation written out.")  # fmt: skip
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION,
                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
-        add_options(p, command.Config, command.GROUPS, **command.FILL)
+        add_options(p, command.Config, GROUP_NOTES, **command.FILL)
         p.set_defaults(command_parser=p)
     return top
 

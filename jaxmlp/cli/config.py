@@ -16,16 +16,15 @@ import types
 import typing
 from typing import Any, NamedTuple
 
+from jaxmlp import losses, model
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
 from jaxmlp.gradcheck import ATOL, EPS, FD_ATOL, FD_RTOL, N_SAMPLES, RTOL
-from jaxmlp.losses import FUSED
-from jaxmlp.losses import NAMES as LOSS_NAMES
-from jaxmlp.model import INIT_SCHEMES
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("inverse_time", "constant", "exponential", "cosine")
 ADAM = ("adam", "adamw")
 ADAPTIVE = ("adagrad", "rmsprop", *ADAM)
+ACTIONS = {bool: "store_true", list: "append"}  # a bool field is a switch, a list repeatable
 
 
 class Sweep(NamedTuple):
@@ -42,9 +41,8 @@ class Sweep(NamedTuple):
 
     def applies(self, optimizer: str, schedule: str) -> bool:
         """Whether sweeping the setting has an effect with this optimizer and schedule."""
-        return optimizer in (self.optimizers or [optimizer]) and schedule in (
-            self.schedules or [schedule]
-        )
+        optimizer_ok = self.optimizers is None or optimizer in self.optimizers
+        return optimizer_ok and (self.schedules is None or schedule in self.schedules)
 
 
 def option(default: Any, help: str, group: str = "", *, run: bool = True, **argparse_kw) -> Any:
@@ -69,24 +67,17 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
     `fill` completes help texts that hold ``{name}`` placeholders.
     """
     hints = typing.get_type_hints(cls)
-    made: dict[str, Any] = {}
+    made: dict[str, Any] = {"": parser}  # the option groups by title; "" for none
     for f in dataclasses.fields(cls):
-        meta = f.metadata
-        title = meta["group"]
+        meta, kind, title = f.metadata, _base_type(hints[f.name]), f.metadata["group"]
         if title not in made:
-            made[title] = parser.add_argument_group(title, groups.get(title)) if title else parser
-        kind, help = _base_type(hints[f.name]), meta["help"].format(**fill)
+            made[title] = parser.add_argument_group(title, groups.get(title))
+        help = meta["help"].format(**fill)
         if "default" not in help and kind is not bool:
             help += " (default: %(default)s)"
-        kw: dict[str, Any] = {"default": f.default, "help": help}
-        if kind is bool:
-            kw["action"] = "store_true"
-        elif kind is list:
-            kw["action"] = "append"
-        else:
-            kw["type"] = meta.get("parse", kind)
+        kw = {"action": ACTIONS[kind]} if kind in ACTIONS else {"type": meta.get("parse", kind)}
         kw.update({k: meta[k] for k in ("metavar", "choices") if k in meta})
-        made[title].add_argument(flag(f.name), **kw)
+        made[title].add_argument(flag(f.name), default=f.default, help=help, **kw)
 
 
 def _base_type(hint: Any) -> type:
@@ -117,7 +108,7 @@ def check_bounds(config: Any) -> None:
 DATA, MODEL, REG = "data", "model", "regularization (strengths of the penalty terms)"
 OPT, TRAIN = "optimizer", "training and output"
 MANY = "many models at once (one compiled program; see jaxmlp.fit_many)"
-TRAIN_GROUPS = {
+GROUP_NOTES = {  # the text under a group's title in --help
     MANY: "Each combination of the --sweep values and the seeds is one model (seeds vary "
     "fastest);\nmodel k equals 'jaxmlp train --seed S_k --data-seed SEED' with its values. Not "
     "with\n--resume: continue one model with --resume --out DIR/model_<k>.",
@@ -136,13 +127,11 @@ class TrainConfig:
     data: str = option("spiral", "spiral, vertical, sine (the book's generators), digits (needs "
                        "scikit-learn), or a .npz (arrays x, y) or .csv file (last column: the "
                        "target)", DATA, metavar="NAME|FILE")  # fmt: skip
-    samples: int | None = option(None, "generated data: samples per class (spiral, vertical; "
-                                 "default 100) or in all (sine; default 1000)", DATA,
-                                 metavar="N")  # fmt: skip
+    samples: int | None = option(None, "samples per class (spiral, vertical; default 100) or in "
+                                 "all (sine; default 1000)", DATA, metavar="N")  # fmt: skip
     classes: int = option(3, "classes of spiral and vertical data", DATA, metavar="K")
-    val_samples: int | None = option(None, "generated data: size of the fresh validation draw, "
-                                     "0 for none (default: as --samples)", DATA,
-                                     metavar="N")  # fmt: skip
+    val_samples: int | None = option(None, "generated data: size of the validation draw, 0 for "
+                                     "none (default: as --samples)", DATA, metavar="N")  # fmt: skip
     val_fraction: float | None = option(None, "digits and files: share held out for validation, "
                                         "0 for none (default: 0.2)", DATA, metavar="F")  # fmt: skip
     standardize: str = option("auto", "scale features to mean 0, std 1 on the training split; "
@@ -153,16 +142,15 @@ class TrainConfig:
     activations: str | None = option(None, f"one per layer, from {', '.join(ACTIVATION_NAMES)} "
                                      "(default: relu, then the loss's output)", MODEL,
                                      metavar="NAME,...")  # fmt: skip
-    init: str = option("he", "weight initialisation", MODEL, choices=INIT_SCHEMES)
+    init: str = option("he", "weight initialisation", MODEL, choices=model.INIT_SCHEMES)
     loss: str | None = option(None, "data loss (default: categorical_crossentropy for integer "
-                              "labels, mse otherwise)", MODEL, choices=LOSS_NAMES)  # fmt: skip
+                              "labels, mse otherwise)", MODEL, choices=losses.NAMES)  # fmt: skip
     l1w: float = _strength("Σ|W|", 0.0)
     l1b: float = _strength("Σ|b|", 0.0)
     l2w: float = _strength("ΣW²", 5e-4)
     l2b: float = _strength("Σb²", 5e-4)
-    reg_layers: str = option("hidden", "layers the penalty applies to: hidden (all but the "
-                             "output, as in the book), all, or indices from 0", REG,
-                             metavar="WHICH")  # fmt: skip
+    reg_layers: str = option("hidden", "penalized layers: hidden (all but the output, as in the "
+                             "book), all, or indices from 0", REG, metavar="WHICH")  # fmt: skip
     optimizer: str = option("adam", "the optimizer", OPT, choices=OPTIMIZERS)
     lr: float = option(0.02, "learning rate", OPT, low=0, sweep=ALL)
     schedule: str = option("inverse_time", "learning-rate schedule over update steps: "
@@ -229,7 +217,7 @@ SWEEPABLE: dict[str, Sweep] = {
 
 def default_activations(n_hidden: int, loss: str) -> tuple[str, ...]:
     """ReLU hidden layers, then the loss's natural output: softmax, sigmoid or linear."""
-    return ("relu",) * n_hidden + (FUSED.get(loss, "linear"),)
+    return ("relu",) * n_hidden + (losses.FUSED.get(loss, "linear"),)
 
 
 def int_list(text: str) -> tuple[int, ...]:
@@ -257,7 +245,7 @@ class GradcheckConfig:
                                                  f"{', '.join(ACTIVATION_NAMES)} (default: relu, "
                                                  "then the loss's natural output)",
                                                  metavar="NAME,...", parse=name_list)  # fmt: skip
-    loss: str = option("categorical_crossentropy", "data loss", choices=LOSS_NAMES)
+    loss: str = option("categorical_crossentropy", "data loss", choices=losses.NAMES)
     labels: str = option("int", "targets of categorical_crossentropy: integer labels or one-hot "
                          "rows", choices=("int", "onehot"))  # fmt: skip
     l1w: float = _strength("the Σ|W| penalty, every layer", 0.0, "")
@@ -266,7 +254,7 @@ class GradcheckConfig:
     l2b: float = _strength("the Σb² penalty, every layer", 0.0, "")
     batch: int = option(32, "examples in the random batch")
     seed: int = option(0, "seed of the net, the data and the sampled entries")
-    init: str = option("he", "weight initialisation", choices=INIT_SCHEMES)
+    init: str = option("he", "weight initialisation", choices=model.INIT_SCHEMES)
     n_samples: int = option(N_SAMPLES, "entries per leaf checked with finite differences")
     eps: float = option(EPS, "finite-difference step")
     rtol: float = option(RTOL, "relative tolerance vs autodiff")

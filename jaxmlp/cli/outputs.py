@@ -33,12 +33,8 @@ def csv_columns(history: dict[str, np.ndarray]) -> tuple[list[str], list[np.ndar
     header, columns = [], []
     for k, v in history.items():
         v = np.asarray(v)
-        if v.ndim == 1:
-            header.append(k)
-            columns.append(v)
-        for layer in range(v.shape[1] if v.ndim > 1 else 0):
-            header.append(f"{k}_{layer}")
-            columns.append(v[:, layer])
+        header += [k] if v.ndim == 1 else [f"{k}_{layer}" for layer in range(v.shape[1])]
+        columns += [v] if v.ndim == 1 else list(v.T)
     return header, columns
 
 
@@ -64,11 +60,8 @@ def write_csv(path: str, prefix: list[str], tables: list[tuple[list[Any], dict]]
 
 def describe(net: MLP, loss: str, config: dict) -> dict[str, Any]:
     """The part of ``history.json`` that says what was trained: settings, net and loss."""
-    return {
-        "config": config,
-        "net": {"sizes": list(net.sizes), "activations": list(net.activations)},
-        "loss": loss,
-    }
+    layout = {"sizes": list(net.sizes), "activations": list(net.activations)}
+    return {"config": config, "net": layout, "loss": loss}
 
 
 def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
@@ -144,24 +137,14 @@ def save_models(out: str, settings: dict, problem: Any, values: list[dict], resu
       values: per model, its seed and swept values.
       results: per model, its `jaxmlp.FitResult`.
     """
-    entries = [
-        {
-            "model": k,
-            **v,
-            "dir": f"model_{k}",
-            "epochs_run": len(r.history["epoch"]),
-            "stop_reason": r.stop_reason,
-            "final": final_metrics(r.history),
-            "history": as_lists(r.history),
-        }
-        for k, v, r in _rows(values, results)
-    ]
+    names = list(values[0])  # the seed, then the swept names
+    entries, tables = [], []
+    for k, (v, r) in enumerate(zip(values, results)):
+        h = r.history
+        entries.append({"model": k, **v, "dir": f"model_{k}", "epochs_run": len(h["epoch"]),
+                        "stop_reason": r.stop_reason, "final": final_metrics(h),
+                        "history": as_lists(h)})  # fmt: skip
+        tables.append(([k, *(fmt(v[n]) for n in names)], h))
     summary = describe(problem.net, problem.loss, settings)
     write_json(os.path.join(out, "history.json"), {**summary, "models": entries})
-    names = list(values[0])  # the seed, then the swept names
-    tables = [([k, *(fmt(v[n]) for n in names)], r.history) for k, v, r in _rows(values, results)]
     write_csv(os.path.join(out, "metrics.csv"), ["model", *names], tables)
-
-
-def _rows(values: list[dict], results: list) -> list[tuple[int, dict, Any]]:
-    return [(k, v, r) for k, (v, r) in enumerate(zip(values, results))]

@@ -26,9 +26,11 @@ def report(out: str, config: Any, problem: Any, values: list[dict], results: lis
     if len(results) == 1:
         _print_one(problem, results[0])
     else:
-        _print_table(problem, values, results)
+        names = [k for k in values[0] if k != "seed"]  # the swept names
+        metrics = [m for m in SHORT if problem.validation or not m.startswith("val_")]
+        _print_table(values, results, names, metrics)
         if config.seeds > 1:
-            _print_seed_stats(values, results, problem.validation is not None, config.seeds)
+            _print_seed_stats(values, results, names, metrics, config.seeds)
     what = "accuracy" if task_of(problem.loss) == "classification" else "regression accuracy"
     many = f"{len(results)} models of " if len(results) > 1 else ""
     print(f"{many}{problem.net}; {what} as in the book; {seconds:.1f} s; outputs in {out}/")
@@ -43,21 +45,16 @@ def report(out: str, config: Any, problem: Any, values: list[dict], results: lis
 def _print_one(problem: Any, result: FitResult) -> None:
     h = result.history
     if len(h["epoch"]):
-        print(
-            f"epoch {int(h['epoch'][-1])}, acc {h['accuracy'][-1]:.3f}, loss {h['loss'][-1]:.3f} "
-            f"(data {h['data_loss'][-1]:.3f}, reg {h['penalty'][-1]:.3f}), "
-            f"lr {h['learning_rate'][-1]:.6g}"
-        )
+        print(f"epoch {int(h['epoch'][-1])}, acc {h['accuracy'][-1]:.3f}, loss {h['loss'][-1]:.3f} "
+              f"(data {h['data_loss'][-1]:.3f}, reg {h['penalty'][-1]:.3f}), "
+              f"lr {h['learning_rate'][-1]:.6g}")  # fmt: skip
     if problem.validation is not None:
-        xv, yv = problem.validation
-        ev = evaluate(problem.net, result.params, xv, yv, loss=problem.loss)
+        ev = evaluate(problem.net, result.params, *problem.validation, loss=problem.loss)
         print(f"validation, acc {ev['accuracy']:.3f}, loss {ev['data_loss']:.3f}")
 
 
-def _print_table(problem: Any, values: list[dict], results: list[FitResult]) -> None:
+def _print_table(values: list[dict], results: list[FitResult], names: list, metrics: list) -> None:
     """One line per model: its seed, swept values and final metrics (or how it stopped)."""
-    names = [k for k in values[0] if k != "seed"]
-    metrics = ["accuracy", "loss"] + (["val_accuracy", "val_loss"] if problem.validation else [])
     head = ["model", "seed", *names] + [SHORT[m] for m in metrics]
     rows = []
     for k, (v, r) in enumerate(zip(values, results)):
@@ -77,11 +74,9 @@ def _print_table(problem: Any, values: list[dict], results: list[FitResult]) -> 
         print("  ".join(c.ljust(w) for c, w in zip(r, widths)).rstrip())
 
 
-def _print_seed_stats(values: list[dict], results: list, val: bool, n_seeds: int) -> None:
+def _print_seed_stats(values: list[dict], results: list, names: list, metrics: list, n_seeds: int):
     """Mean ± sample standard deviation over the seeds of each setting (diverged ones left out)."""
     print(f"mean ± std over {n_seeds} seeds (sample std; diverged models left out):")
-    names = [k for k in values[0] if k != "seed"]
-    metrics = ["accuracy", "loss"] + (["val_accuracy", "val_loss"] if val else [])
     for first in range(0, len(values), n_seeds):
         group = results[first : first + n_seeds]
         setting = ", ".join(f"{n}={fmt(values[first][n])}" for n in names) or "all models"
@@ -90,39 +85,39 @@ def _print_seed_stats(values: list[dict], results: list, val: bool, n_seeds: int
         if not good:
             print(f"  {setting}: every seed diverged")
             continue
-        parts = []
-        for m in metrics:
-            v = np.array([f[m] for f in good])
-            std = f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else ""
-            parts.append(f"{SHORT[m]} {v.mean():.3f}{std}")
+        parts = [f"{SHORT[m]} {_mean_std([f[m] for f in good])}" for m in metrics]
         counted = f" ({len(good)} of {n_seeds} seeds)" if len(good) < n_seeds else ""
         print(f"  {setting}: {', '.join(parts)}{counted}")
+
+
+def _mean_std(values: list[float]) -> str:
+    """``0.465 ± 0.026`` (the sample standard deviation), or the one value."""
+    v = np.array(values)
+    return f"{v.mean():.3f}" + (f" ± {v.std(ddof=1):.3f}" if len(v) > 1 else "")
 
 
 def _plot(out: str, problem: Any, values: list[dict], results: list[FitResult]) -> None:
     """curves.png, and for a 2-D classifier decision_boundary.png (the best model's of K)."""
     from jaxmlp import plotting
 
-    histories = [r.history for r in results]
+    histories, curves = [r.history for r in results], os.path.join(out, "curves.png")
     if len(results) == 1 and len(histories[0]["epoch"]):
-        plotting.plot_history(histories[0], os.path.join(out, "curves.png"))
+        plotting.plot_history(histories[0], curves)
     elif len(results) > 1 and any(len(h["epoch"]) for h in histories):
         labels = [f"{k}: {label(v)}" for k, v in enumerate(values)]
-        plotting.plot_histories(histories, labels, os.path.join(out, "curves.png"))
-    net = problem.net
-    if net.in_features != 2 or task_of(problem.loss) != "classification":
+        plotting.plot_histories(histories, labels, curves)
+    if problem.net.in_features != 2 or task_of(problem.loss) != "classification":
         return
-    field = "val_accuracy" if problem.validation is not None else "accuracy"
-    finals = [final_metrics(h) for h in histories]
-    ranked = [
-        (f[field], -f["loss"], -k) for k, f in enumerate(finals) if f and not results[k].stop_reason
-    ]
-    if len(results) > 1 and not ranked:
-        return
-    best = -max(ranked)[2] if len(results) > 1 else 0
     title = ("validation" if problem.validation is not None else "training") + " data"
-    if len(results) > 1:
+    best = 0
+    if len(results) > 1:  # the best model that ran: by accuracy, then by loss
+        field = "val_accuracy" if problem.validation is not None else "accuracy"
+        finals = [final_metrics(h) for h in histories]
+        ran = [k for k, f in enumerate(finals) if f and not results[k].stop_reason]
+        if not ran:
+            return
+        best = max(ran, key=lambda k: (finals[k][field], -finals[k]["loss"]))
         title = f"best: model {best} ({label(values[best])}), {title}"
     x, y = problem.validation or (problem.x, problem.y)
     path = os.path.join(out, "decision_boundary.png")
-    plotting.plot_decision_boundary(net, results[best].params, x, y, path, title=title)
+    plotting.plot_decision_boundary(problem.net, results[best].params, x, y, path, title=title)

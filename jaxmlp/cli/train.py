@@ -25,6 +25,8 @@ DIR/model_<k>`` continues that model alone) and, with matplotlib, ``curves.png``
 and ``decision_boundary.png`` (the best model by validation accuracy). A summary table, with the
 mean ± std over the seeds of each setting, ends the run.
 
+exit status: 0 done, 1 training (of any model) diverged, 2 bad options or data
+
 How a run flows: `run` checks the options, `setup` builds the data, the net and the loss,
 `make_models` each model's optimizer, initial parameters and shuffle key, and `train` calls
 `jaxmlp.fit` (one model) or `jaxmlp.fit_many` (K) once, with a callback that writes the
@@ -50,29 +52,25 @@ from jaxmlp import datasets, optim, schedules
 from jaxmlp._checks import check_problem
 from jaxmlp._driver import Snapshot
 from jaxmlp.cli import outputs, report
-from jaxmlp.cli.config import (
-    RUN_KEYS,
-    SWEEPABLE,
-    TRAIN_GROUPS,
-    TrainConfig,
-    check_bounds,
-    default_activations,
-)
-from jaxmlp.ensemble import fit_many, stack, take
+from jaxmlp.cli.config import RUN_KEYS, SWEEPABLE, TrainConfig, check_bounds, default_activations
+from jaxmlp.ensemble import FitManyResult, fit_many, stack
 from jaxmlp.fit import FitResult, fit
 from jaxmlp.model import MLP, Params, init_params
-from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import FIELDS as STRENGTHS
 from jaxmlp.regularization import Regularization
 
 HELP = "train a net (default: the book's chapter-14 spiral experiment)"
-DESCRIPTION = (
-    __doc__.split("\n", 1)[1].split("\n\nHow a run flows")[0].strip()
-    + "\n\nexit status: 0 done, 1 training (of any model) diverged, 2 bad options or data"
-)
-Config, GROUPS = TrainConfig, TRAIN_GROUPS
+DESCRIPTION = __doc__.split("\n", 1)[1].split("\n\nHow a run flows")[0].strip()
+Config = TrainConfig
 FILL = {"sweepable": ", ".join(SWEEPABLE)}
 GENERATED = ("spiral", "vertical", "sine")
+OPTIMIZERS = {  # each optimizer's options, passed as its keyword arguments
+    "sgd": ("momentum", "nesterov"),
+    "adagrad": ("eps", "eps_root"),
+    "rmsprop": ("rho", "centered", "momentum", "eps", "eps_root"),
+    "adam": ("b1", "b2", "amsgrad", "eps", "eps_root"),
+    "adamw": ("b1", "b2", "amsgrad", "eps", "eps_root", "weight_decay"),
+}
 
 
 class Problem(NamedTuple):
@@ -91,9 +89,9 @@ class Model(NamedTuple):
 
     config: TrainConfig
     values: dict[str, Any]  # its seed, then its swept values
-    opt: Optimizer
+    opt: optim.Optimizer
     params: Params
-    opt_state: OptState
+    opt_state: optim.OptState
     key: jax.Array
 
 
@@ -114,23 +112,22 @@ def run(config: TrainConfig) -> int:
     try:
         check_bounds(config)
         sweeps = parse_sweeps(config)
-        out = config.out or os.path.join("runs", _data_name(config.data))
-        history: dict[str, np.ndarray] = {}
+        data_name = os.path.splitext(os.path.basename(config.data))[0] or "data"
+        out = config.out or os.path.join("runs", data_name)
+        history = {}
         if config.resume:
             ck, saved, history = outputs.load_run(out, RUN_KEYS)
             config = dataclasses.replace(config, **{k: saved[k] for k in RUN_KEYS})
         elif sweeps or config.seeds > 1:  # many models share the data of --seed
             config = dataclasses.replace(config, data_seed=_data_seed(config))
         problem = setup(config)
-        if config.resume:
+        models = make_models(config, problem, sweeps)
+        if config.resume:  # the one model, in the state the checkpoint holds
             if ck.net != problem.net:
                 raise ValueError(f"the checkpoint in {out} holds {ck.net}, not {problem.net}")
-            opt = optimizer(config, problem.total_steps)
-            models = [Model(config, {"seed": config.seed}, opt, ck.params, ck.opt_state, ck.key)]
-        else:
-            models = make_models(config, problem, sweeps)
-        reg = run_regularization(config, problem.net.n_layers, models)
-        settings = {k: getattr(config, k) for k in RUN_KEYS}
+            models = [models[0]._replace(params=ck.params, opt_state=ck.opt_state, key=ck.key)]
+        reg = regularization(config, problem.net.n_layers, models)
+        settings = run_settings(config)
         if len(models) > 1:
             settings.update(seeds=[m.config.seed for m in models[: config.seeds]], sweep=sweeps)
         os.makedirs(out, exist_ok=True)
@@ -147,12 +144,13 @@ def run(config: TrainConfig) -> int:
     return 1 if reasons else 0
 
 
-def _data_name(data: str) -> str:
-    return os.path.splitext(os.path.basename(data))[0] or "data"
-
-
 def _data_seed(config: TrainConfig) -> int:
     return config.seed if config.data_seed is None else config.data_seed
+
+
+def run_settings(config: TrainConfig) -> dict[str, Any]:
+    """The settings that define a run, as its checkpoint and history.json record them."""
+    return {k: getattr(config, k) for k in RUN_KEYS}
 
 
 def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
@@ -166,9 +164,7 @@ def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
             "--resume continues one run; it cannot be combined with --seeds or --sweep "
             "(continue one model of a sweep with --resume --out DIR/model_<k>)"
         )
-    allowed = [
-        n for n, where in SWEEPABLE.items() if where.applies(config.optimizer, config.schedule)
-    ]
+    allowed = [n for n, s in SWEEPABLE.items() if s.applies(config.optimizer, config.schedule)]
     sweeps: dict[str, list[Any]] = {}
     for text in config.sweep or ():
         name, sep, values = text.partition("=")
@@ -176,14 +172,7 @@ def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
         if not sep or not name or not values.strip():
             raise ValueError(f"--sweep must be NAME=V1,V2,...; got {text!r}")
         if name not in allowed:
-            if name == "seed":
-                why = "use --seeds N"
-            elif name in SWEEPABLE:
-                why = f"no effect with --optimizer {config.optimizer} --schedule {config.schedule}"
-            elif name in RUN_KEYS:
-                why = "it changes the compiled program"
-            else:
-                why = "unknown name"
+            why = _why_not_sweepable(name, config)
             raise ValueError(
                 f"--sweep {name}: cannot sweep it ({why}); sweepable here: {', '.join(allowed)}"
             )
@@ -193,8 +182,16 @@ def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
     return sweeps
 
 
+def _why_not_sweepable(name: str, config: TrainConfig) -> str:
+    if name == "seed":
+        return "use --seeds N"
+    if name in SWEEPABLE:
+        return f"no effect with --optimizer {config.optimizer} --schedule {config.schedule}"
+    return "it changes the compiled program" if name in RUN_KEYS else "unknown name"
+
+
 def _sweep_value(name: str, raw: str) -> float | int:
-    kind = SWEEPABLE[name].kind
+    kind, low = SWEEPABLE[name].kind, SWEEPABLE[name].low
     try:
         value = kind(raw)
     except ValueError:
@@ -202,8 +199,8 @@ def _sweep_value(name: str, raw: str) -> float | int:
         raise ValueError(f"--sweep {name}: expected {expected}; got {raw!r}") from None
     if not math.isfinite(value):
         raise ValueError(f"--sweep {name}: values must be finite; got {raw!r}")
-    if value < SWEEPABLE[name].low:
-        raise ValueError(f"--sweep {name}: values must be >= {SWEEPABLE[name].low}; got {raw}")
+    if value < low:
+        raise ValueError(f"--sweep {name}: values must be >= {low}; got {raw}")
     return value
 
 
@@ -226,11 +223,10 @@ def setup(config: TrainConfig) -> Problem:
             y = jnp.asarray(y, jnp.result_type(float))[:, None]
             if validation:
                 validation = (validation[0], jnp.asarray(validation[1], y.dtype)[:, None])
-    hidden = tuple(int(v) for v in config.hidden.split(",") if v.strip()) if config.hidden else ()
+    hidden = tuple(int(v) for v in config.hidden.split(",") if v.strip())
+    activations = default_activations(len(hidden), loss)
     if config.activations:
         activations = tuple(a.strip() for a in config.activations.split(","))
-    else:
-        activations = default_activations(len(hidden), loss)
     net = MLP((int(np.shape(x)[1]), *hidden, out_features), activations)
     for xs, ys in [(x, y)] + ([validation] if validation else []):
         check_problem(net, xs, ys, loss)
@@ -253,21 +249,18 @@ def load_data(config: TrainConfig):
             x, y = make(data_key, samples, config.classes)
             validation = make(val_key, val_samples, config.classes) if val_samples else None
         standardize = config.standardize == "yes"
-    else:
-        if name == "digits":
-            x, y = datasets.digits()
-        elif os.path.splitext(name)[1].lower() in (".npz", ".csv"):
-            x, y = datasets.load_arrays(name)
-        else:
-            raise ValueError(
-                f"--data must be one of spiral, vertical, sine, digits, or a .npz/.csv file; "
-                f"got {name!r}"
-            )
+    elif name == "digits" or os.path.splitext(name)[1].lower() in (".npz", ".csv"):
+        x, y = datasets.digits() if name == "digits" else datasets.load_arrays(name)
         fraction = 0.2 if config.val_fraction is None else config.val_fraction
         validation = None
         if fraction:
             (x, y), validation = datasets.train_val_split(split_key, x, y, fraction)
         standardize = config.standardize != "no"
+    else:
+        raise ValueError(
+            f"--data must be one of spiral, vertical, sine, digits, or a .npz/.csv file; "
+            f"got {name!r}"
+        )
     if standardize:
         x, stats = datasets.standardize(x)
         if validation:
@@ -275,8 +268,8 @@ def load_data(config: TrainConfig):
     return jnp.asarray(x), jnp.asarray(y), validation
 
 
-def regularization(config: TrainConfig, n_layers: int, **strengths: Any) -> tuple:
-    """One `Regularization` per layer; `strengths` (e.g. one λ per model) replace the options."""
+def regularization(config: TrainConfig, n_layers: int, models: list[Model]) -> tuple:
+    """One `Regularization` per layer; a swept strength holds one value per model."""
     which = config.reg_layers.strip()
     if which in ("all", "hidden"):
         layers = set(range(n_layers if which == "all" else n_layers - 1))
@@ -290,37 +283,29 @@ def regularization(config: TrainConfig, n_layers: int, **strengths: Any) -> tupl
         bad = sorted(i for i in layers if not 0 <= i < n_layers)
         if bad:
             raise ValueError(f"--reg-layers: no layer {bad[0]} in a net of {n_layers} layers")
-    r = Regularization(**{name: strengths.get(name, getattr(config, name)) for name in STRENGTHS})
+    swept = [n for n in STRENGTHS if n in models[0].values]
+    dtype = jnp.result_type(float)
+    strengths = {n: jnp.asarray([m.values[n] for m in models], dtype) for n in swept}
+    r = Regularization(**{n: strengths.get(n, getattr(config, n)) for n in STRENGTHS})
     return tuple(r if i in layers else None for i in range(n_layers))
 
 
-def optimizer(config: TrainConfig, total_steps: int, warmup_always: bool = False) -> Optimizer:
-    """The optimizer and schedule of the options; warmup_always wraps even a 0-step warm-up.
+def optimizer(config: TrainConfig, steps: int, warmup_always: bool = False) -> optim.Optimizer:
+    """The optimizer and schedule of the options, for a run of `steps` updates.
 
-    A 0-step `schedules.warmup` gives the wrapped schedule's rates exactly; a sweep of --warmup
-    that includes 0 needs it so that every model's state has the same structure.
+    `warmup_always` wraps even a 0-step warm-up: a 0-step `schedules.warmup` gives the wrapped
+    schedule's rates exactly, and a sweep of --warmup that includes 0 needs it so that every
+    model's state has the same structure.
     """
-    steps = config.decay_steps or total_steps
-    lr = {
-        "inverse_time": lambda: schedules.inverse_time(config.lr, config.decay),
-        "exponential": lambda: schedules.exponential(config.lr, config.decay_rate, steps),
-        "cosine": lambda: schedules.cosine(config.lr, steps),
-        "constant": lambda: schedules.constant(config.lr),
-    }[config.schedule]()
+    decay_steps = config.decay_steps or steps
+    # Both by name: schedules.<schedule>(lr, *its arguments), optim.<optimizer>(lr, **options).
+    after_lr = {"inverse_time": [config.decay], "exponential": [config.decay_rate, decay_steps],
+                "cosine": [decay_steps], "constant": []}  # fmt: skip
+    lr = getattr(schedules, config.schedule)(config.lr, *after_lr[config.schedule])
     if config.warmup or warmup_always:
         lr = schedules.warmup(lr, config.warmup)
-    eps = dict(eps=config.eps, eps_root=config.eps_root)
-    adam = dict(b1=config.b1, b2=config.b2, amsgrad=config.amsgrad, **eps)
-    if config.optimizer == "sgd":
-        return optim.sgd(lr, momentum=config.momentum, nesterov=config.nesterov)
-    if config.optimizer == "adagrad":
-        return optim.adagrad(lr, **eps)
-    if config.optimizer == "rmsprop":
-        rmsprop = dict(rho=config.rho, centered=config.centered, momentum=config.momentum)
-        return optim.rmsprop(lr, **rmsprop, **eps)
-    if config.optimizer == "adamw":
-        return optim.adamw(lr, weight_decay=config.weight_decay, **adam)
-    return optim.adam(lr, **adam)
+    options = {name: getattr(config, name) for name in OPTIMIZERS[config.optimizer]}
+    return getattr(optim, config.optimizer)(lr, **options)
 
 
 def make_models(config: TrainConfig, problem: Problem, sweeps: dict[str, list]) -> list[Model]:
@@ -358,18 +343,11 @@ def train(run: Run) -> list[FitResult]:
     """
     config, problem, models = run.config, run.problem, run.models
     done = int(run.history["epoch"][-1]) if run.history else 0
-    kw = dict(
-        loss=problem.loss,
-        reg=run.reg,
-        batch_size=config.batch_size,
-        validation=problem.validation,
-        grads=config.grads,
-        epochs=max(config.epochs - done, 0),
-        initial_epoch=done,
-        progress=not config.no_progress,
-        callback=lambda snapshot: save(run, snapshot, final=False),
-        callback_every=config.checkpoint_every,
-    )
+    kw = dict(loss=problem.loss, reg=run.reg, batch_size=config.batch_size,
+              validation=problem.validation, grads=config.grads, initial_epoch=done,
+              epochs=max(config.epochs - done, 0), progress=not config.no_progress,
+              callback=lambda snapshot: save(run, snapshot, final=False),
+              callback_every=config.checkpoint_every)  # fmt: skip
     net, x, y, first = problem.net, problem.x, problem.y, models[0]
     with warnings.catch_warnings():  # divergence is reported once, with the exit status
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -387,14 +365,6 @@ def train(run: Run) -> list[FitResult]:
     return results
 
 
-def run_regularization(config: TrainConfig, n_layers: int, models: list[Model]) -> tuple:
-    """The run's penalty per layer: a swept strength is an array of one value per model."""
-    swept = [n for n in models[0].values if n in STRENGTHS] if len(models) > 1 else []
-    dtype = jnp.result_type(float)
-    strengths = {n: jnp.asarray([m.values[n] for m in models], dtype) for n in swept}
-    return regularization(config, n_layers, **strengths)
-
-
 def _joined(history: dict, new: dict) -> dict:
     return {k: np.concatenate([history[k], v]) for k, v in new.items()} if history else new
 
@@ -406,31 +376,27 @@ def save(run: Run, what: Snapshot | list[FitResult], final: bool) -> None:
     """
     if not final and what.epoch >= run.config.epochs:
         return
-    many = len(run.models) > 1
-    for k, (model, (params, state, h)) in enumerate(zip(run.models, _per_model(what, many))):
+    problem, many = run.problem, len(run.models) > 1
+    results = what if final else _per_model(what, len(run.models))
+    for k, (model, result) in enumerate(zip(run.models, results)):
         where = os.path.join(run.out, f"model_{k}") if many else run.out
         os.makedirs(where, exist_ok=True)
+        state = result.opt_state
         if model.values.get("warmup") == 0:
             # The single run has no warm-up to wrap its schedule in (rates are the same).
             state = state._replace(learning_rate=state.learning_rate.schedule)
-        settings = {k: getattr(model.config, k) for k in RUN_KEYS}
-        h = h if final else _joined(run.history, h)  # results hold the resumed rows already
-        outputs.save_model(where, run.problem.net, params, state, model.key, settings, h,
-                           run.problem.loss, final=final)  # fmt: skip
+        # The final results hold the resumed rows already; a snapshot's history starts after them.
+        h = result.history if final else _joined(run.history, result.history)
+        outputs.save_model(where, problem.net, result.params, state, model.key,
+                           run_settings(model.config), h, problem.loss, final=final)  # fmt: skip
     if many and final:
-        values = [m.values for m in run.models]
-        outputs.save_models(run.out, run.settings, run.problem, values, what)
+        outputs.save_models(run.out, run.settings, problem, [m.values for m in run.models], results)
 
 
-def _per_model(what: Snapshot | list[FitResult], many: bool) -> list[tuple]:
-    """``(params, opt_state, history)`` of each model, from results or a `Snapshot`."""
-    if isinstance(what, list):
-        return [(r.params, r.opt_state, r.history) for r in what]
-    if not many:
-        return [(what.params, what.opt_state, what.history)]
-    out = []
-    for k in range(len(what.running)):
-        runs = int(np.sum(~np.isnan(what.history["loss"][k])))  # a stopped model's rows are NaN
-        h = {name: v[k, :runs] for name, v in what.history.items()}
-        out.append((take(what.params, k), take(what.opt_state, k), h))
-    return out
+def _per_model(snapshot: Snapshot, n: int) -> list[FitResult]:
+    """Each of the `n` models' parameters, state and history so far, as `FitResult`s."""
+    if n == 1:
+        return [FitResult(snapshot.params, snapshot.opt_state, snapshot.history, None)]
+    runs = np.sum(~np.isnan(snapshot.history["loss"]), axis=1)  # a stopped model's rows are NaN
+    many = FitManyResult(snapshot.params, snapshot.opt_state, snapshot.history, [None] * n, runs)
+    return [many.model(k) for k in range(n)]
