@@ -79,9 +79,8 @@ def check_range(name: str, value: Any, low: float = 0.0, high: float = math.inf,
 def check_choice(name: str, value: Any, choices: tuple[str, ...] | list[str]) -> None:
     """Raise ValueError unless `value` is one of `choices`."""
     if not isinstance(value, str) or value not in choices:
-        raise ValueError(
-            f"unknown {name} {value!r}; expected one of {', '.join(map(repr, choices))}"
-        )
+        expected = ", ".join(map(repr, choices))
+        raise ValueError(f"unknown {name} {value!r}; expected one of {expected}")
 
 
 def check_count(name: str, value: Any, low: int = 0, alternative: str = "") -> None:
@@ -102,10 +101,8 @@ def check_key(key: Any, name: str = "key") -> tuple[int, ...]:
             return tuple(key.shape)
         if key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
             return tuple(key.shape[:-1])
-    raise TypeError(
-        f"{name} must be a JAX PRNG key such as jax.random.key(0); got {type(key).__name__} "
-        f"{key!r:.60}"
-    )
+    got = f"{type(key).__name__} {key!r:.60}"
+    raise TypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0); got {got}")
 
 
 def check_tree_matches(tree: Any, like: Any, structure_error: str, leaf_error: str) -> None:
@@ -119,11 +116,8 @@ def check_tree_matches(tree: Any, like: Any, structure_error: str, leaf_error: s
         raise ValueError(structure_error.format(tree=t_struct, like=l_struct))
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree.leaves(tree)):
         if np.shape(a) != np.shape(b):
-            raise ValueError(
-                leaf_error.format(
-                    path=jax.tree_util.keystr(path), shape=np.shape(b), expected=np.shape(a)
-                )
-            )
+            where = jax.tree_util.keystr(path)
+            raise ValueError(leaf_error.format(path=where, shape=np.shape(b), expected=np.shape(a)))
 
 
 def check_net(net: Any) -> None:
@@ -135,11 +129,9 @@ def check_net(net: Any) -> None:
 def check_params(net: Any, params: Any, name: str = "params") -> None:
     """Raise unless `params` is a tuple of ``{"W", "b"}`` dicts; with a `net`, of its shapes."""
     if not isinstance(params, tuple):
-        raise TypeError(
-            f"{name} must be a tuple with one {{'W', 'b'}} dict per layer; got "
-            f"{type(params).__name__}"
-            + (" (convert it with tuple(...))" if isinstance(params, list) else "")
-        )
+        hint = " (convert it with tuple(...))" if isinstance(params, list) else ""
+        got = f"{type(params).__name__}{hint}"
+        raise TypeError(f"{name} must be a tuple with one {{'W', 'b'}} dict per layer; got {got}")
     if net is not None and len(params) != net.n_layers:
         raise ValueError(
             f"{name} must hold {net.n_layers} layer(s) for sizes {net.sizes}; got {len(params)}"
@@ -235,9 +227,8 @@ def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = 
             )
 
 
-def check_problem(
-    net: Any, x: Any, y: Any, loss: Any, mask: Any = None, params: Any = None, name: str = "x"
-) -> None:
+def check_problem(net: Any, x: Any, y: Any, loss: Any, mask: Any = None, params: Any = None,
+                  name: str = "x") -> None:  # fmt: skip
     """Validate a call on data: net, loss, `params` (if given), inputs, targets and mask.
 
     The loss must suit the net's output, `y` and `mask` the rows of `x`. The one check of
@@ -252,10 +243,8 @@ def check_problem(
     batch = np.shape(x)[0]
     check_targets(loss, y, batch, net.out_features)
     if mask is not None and tuple(jnp.shape(mask)) != (batch,):
-        raise ValueError(
-            f"mask must have shape ({batch},), one weight per row of x; got "
-            f"{tuple(jnp.shape(mask))}"
-        )
+        got = tuple(jnp.shape(mask))
+        raise ValueError(f"mask must have shape ({batch},), one weight per row of x; got {got}")
 
 
 def check_counts(epochs: Any, initial_epoch: Any, batch_size: Any, n: int) -> int:

@@ -24,11 +24,12 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import check_count, check_counts, check_problem
+from jaxmlp._checks import check_choice, check_count, check_counts, check_problem
 from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, program
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
 from jaxmlp.regularization import RegLike, per_layer
+from jaxmlp.train import GRADS
 
 TARGET_SECONDS_PER_CALL = 0.25
 
@@ -70,9 +71,8 @@ class Outcome(NamedTuple):
     stopped: np.ndarray  # stopped by the callback (not diverged)
 
 
-def check_data(
-    net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch, batch_size
-):
+def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch,
+               batch_size):  # fmt: skip
     """Validate what `fit` and `fit_many` share, once, outside the compiled loop.
 
     Returns ``(x, y, x_val, y_val, batch_size)`` as arrays, the batch size resolved (``n`` for
@@ -91,22 +91,15 @@ def check_data(
     return x, y, xv, yv, batch_size
 
 
-def check_callback(callback: Any, callback_every: Any) -> None:
-    """Raise unless `callback` is None or a function and `callback_every` a positive integer."""
+def check_options(grads: Any, callback: Any, callback_every: Any) -> None:
+    """Raise unless `grads` names a gradient source and `callback` and `callback_every` fit.
+
+    `callback` must be None or a function of a `Snapshot`, `callback_every` a positive integer.
+    """
+    check_choice("grads", grads, GRADS)
     if callback is not None and not callable(callback):
         raise TypeError(f"callback must be a function of a Snapshot; got {type(callback).__name__}")
     check_count("callback_every", callback_every, 1)
-
-
-def format_history(rows: dict[str, np.ndarray], initial_epoch: int, many: bool) -> dict:
-    """The history as results hold it: ``epoch`` first, fields in `ORDER`, models axis first."""
-    done = len(rows["loss"])
-    epoch = np.arange(initial_epoch + 1, initial_epoch + done + 1)
-    if many:
-        models = rows["loss"].shape[1]
-        fields = {k: np.moveaxis(rows[k], 0, 1) for k in ORDER if k in rows}
-        return {"epoch": np.tile(epoch, (models, 1)), **fields}
-    return {"epoch": epoch, **{k: rows[k] for k in ORDER if k in rows}}
 
 
 def train(spec: Spec, inputs: tuple, *, epochs: int, initial_epoch: int, progress: bool,
@@ -151,11 +144,9 @@ class Loop:
     """The host's side of a run: the compiled program's carry, and the history rows so far."""
 
     def __init__(self, spec: Spec, inputs: tuple, epochs: int, initial_epoch: int) -> None:
-        self.run, self.many, self.initial_epoch = (
-            program(spec),
-            spec.models is not None,
-            initial_epoch,
-        )
+        self.run, self.many = program(spec), spec.models is not None
+        # Epochs run before this call and by it (the history's rows).
+        self.initial_epoch, self.done = initial_epoch, 0
         self.params, self.state, self.buffers, self.args, self.alive = inputs
         self.runs = jnp.zeros(jnp.shape(self.alive), jnp.int32)
         if self.alive.committed:  # placed on a mesh: `runs` goes there too, or calls recompile
@@ -164,7 +155,6 @@ class Loop:
             k: np.full((epochs,) + b.shape[1:], np.nan, b.dtype) for k, b in self.buffers.items()
         }
         self.live, self.stopped = np.asarray(self.alive), np.zeros(np.shape(self.alive), bool)
-        self.done = 0  # epochs run by this call: the history's rows
 
     @property
     def epoch(self) -> int:
@@ -174,10 +164,9 @@ class Loop:
     def advance(self, count: int) -> int:
         """Call the program for up to `count` epochs; record their rows; return how many ran."""
         first, n = jnp.asarray(self.epoch, jnp.int32), jnp.asarray(count, jnp.int32)
-        carry = self.run(
+        self.params, self.state, self.buffers, ran, self.alive, self.runs = self.run(
             self.params, self.state, first, n, self.alive, self.runs, self.buffers, *self.args
         )
-        self.params, self.state, self.buffers, ran, self.alive, self.runs = carry
         ran, host = int(ran), jax.device_get(self.buffers)
         for k, v in self.rows.items():
             v[self.done : self.done + ran] = host[k][:ran]
@@ -189,12 +178,18 @@ class Loop:
         return {k: v[self.done - 1] for k, v in self.rows.items()}
 
     def history(self, read_only: bool = False) -> dict[str, np.ndarray]:
-        """The history so far in the result's form (views of the rows when `read_only`)."""
-        rows = {
-            k: _read_only(v[: self.done]) if read_only else v[: self.done]
-            for k, v in self.rows.items()
-        }
-        return format_history(rows, self.initial_epoch, self.many)
+        """The history so far in the result's form (views of the rows, read-only when `read_only`).
+
+        ``epoch`` first, then the fields in `ORDER`; for K models, the models axis first.
+        """
+        rows = {k: self.rows[k][: self.done] for k in ORDER if k in self.rows}
+        if read_only:
+            rows = {k: _read_only(v) for k, v in rows.items()}
+        epoch = np.arange(self.initial_epoch + 1, self.epoch + 1)
+        if not self.many:
+            return {"epoch": epoch, **rows}
+        fields = {k: np.moveaxis(v, 0, 1) for k, v in rows.items()}
+        return {"epoch": np.tile(epoch, (len(self.live), 1)), **fields}
 
     def snapshot(self) -> Snapshot:
         """What the callback sees: copies of the state, read-only views of the history."""
@@ -210,10 +205,8 @@ class Loop:
 
     def outcome(self) -> Outcome:
         """What `train` returns."""
-        runs = np.asarray(self.runs)
-        return Outcome(
-            self.params, self.state, self.history(), self.done, self.live, runs, self.stopped
-        )
+        history, runs = self.history(), np.asarray(self.runs)
+        return Outcome(self.params, self.state, history, self.done, self.live, runs, self.stopped)
 
 
 def _read_only(a: np.ndarray) -> np.ndarray:
@@ -224,15 +217,10 @@ def _read_only(a: np.ndarray) -> np.ndarray:
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:
     """The callback's answer as one bool per model: None or False go on, True stops all."""
-    if answer is None:
-        return np.zeros(live.shape, bool)
-    stop = np.asarray(answer)
+    stop = np.asarray(False if answer is None else answer)
     if stop.dtype != np.bool_ or stop.shape not in ((), live.shape):
-        raise ValueError(
-            "callback must return None, True or False"
-            + (f", or {live.size} bools (one per model)" if live.ndim else "")
-            + f"; got {answer!r:.80}"
-        )
+        many = f", or {live.size} bools (one per model)" if live.ndim else ""
+        raise ValueError(f"callback must return None, True or False{many}; got {answer!r:.80}")
     return np.broadcast_to(stop, live.shape)
 
 
@@ -255,6 +243,5 @@ def _postfix(last: dict[str, np.ndarray]) -> dict[str, str]:
 def _progress_bar(epochs: int, initial_epoch: int):
     from tqdm.auto import tqdm
 
-    return tqdm(
-        total=epochs, desc=f"epochs {initial_epoch + 1}–{initial_epoch + epochs}", unit="epoch"
-    )
+    desc = f"epochs {initial_epoch + 1}–{initial_epoch + epochs}"
+    return tqdm(total=epochs, desc=desc, unit="epoch")

@@ -124,12 +124,12 @@ def _without_zeros(regs: Any, zeros: tuple[tuple[bool, ...], ...]) -> tuple:
     `penalty` and `backprop` skip such terms: a run without L1 does not compute ``Σ|W|`` and
     its gradient every step (a few percent of a step on large layers).
     """
-    return tuple(
-        Regularization.tree_unflatten(
-            None, [0.0 if z else getattr(r, f) for f, z in zip(FIELDS, zs)]
-        )
-        for r, zs in zip(regs, zeros)
-    )
+
+    def without(r: Regularization, zs: tuple[bool, ...]) -> Regularization:
+        strengths = [0.0 if z else getattr(r, f) for f, z in zip(FIELDS, zs)]
+        return Regularization.tree_unflatten(None, strengths)
+
+    return tuple(without(r, zs) for r, zs in zip(regs, zeros))
 
 
 def select(keep: jax.Array, new: Any, old: Any) -> Any:
@@ -190,10 +190,9 @@ def sharded_batches(spec: Spec, shuffle: bool, epoch, key, x, y):
     index = jnp.where(valid, index, 0)
     if shuffle:
         index = permutation(jax.random.fold_in(key, epoch), n)[index]
-    index = _placement.constrain(index, _placement.batch_sharding(mesh))
-    mask = None
-    if slots * n_batches > n:
-        mask = _placement.constrain(valid.astype(x.dtype), _placement.batch_sharding(mesh))
+    sharded = _placement.batch_sharding(mesh)  # each batch's rows split over "data"
+    index = _placement.constrain(index, sharded)
+    mask = _placement.constrain(valid.astype(x.dtype), sharded) if slots * n_batches > n else None
     return x[index], y[index], mask
 
 
@@ -204,9 +203,8 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
     if spec.mesh is not None:
         # Each device computes its rows; XLA sums the gradients across the "data" axis.
         xb, yb, m = _placement.constrain((xb, yb, m), _placement.row_sharding(spec.mesh))
-    (total, parts, out), g = value_and_grads(
-        spec.net, params, xb, yb, loss=spec.loss, reg=reg, grads=spec.grads, mask=m
-    )
+    (total, parts, out), g = value_and_grads(spec.net, params, xb, yb, loss=spec.loss, reg=reg,
+                                             grads=spec.grads, mask=m)  # fmt: skip
     updates, state = spec.opt.update(g, state, params)
     params = apply_updates(params, updates)
     hits = correct(spec.loss, out, yb, precision)
@@ -214,12 +212,9 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
         k, hits = spec.batch_size, jnp.sum(hits)
     else:
         k, hits = jnp.sum(m), jnp.sum(m * hits)  # k: real examples in the batch
-    sums = {
-        "loss": sums["loss"] + k * total,
-        "data_loss": sums["data_loss"] + k * parts["data"],
-        "penalty": sums["penalty"] + k * parts["penalty"],
-        "accuracy": sums["accuracy"] + hits,
-    }
+    batch_sums = {"loss": k * total, "data_loss": k * parts["data"],
+                  "penalty": k * parts["penalty"], "accuracy": hits}  # fmt: skip
+    sums = {name: sums[name] + batch_sums[name] for name in sums}
     return (params, state, sums), None
 
 
@@ -241,13 +236,10 @@ def epoch_function(spec: Spec):
         sums = dict.fromkeys(("loss", "data_loss", "penalty", "accuracy"), jnp.zeros((), x.dtype))
         batches = epoch_batches(spec, epoch, key, x, y)
         (params, state, sums), _ = jax.lax.scan(step, (params, state, sums), batches)
-        row = {k: v / spec.n for k, v in sums.items()}
+        row = {k: v / spec.n for k, v in sums.items()} | weight_stats(params)
         row["learning_rate"] = jnp.asarray(learning_rate_of(state), x.dtype)
-        row.update(weight_stats(params))
         if spec.has_val:
-            _, (parts, out) = objective_and_output(
-                spec.net, params, xv, yv, loss=spec.loss, reg=reg
-            )
+            parts, out = objective_and_output(spec.net, params, xv, yv, loss=spec.loss, reg=reg)[1]
             row["val_loss"] = parts["data"]
             row["val_accuracy"] = jnp.mean(correct(spec.loss, out, yv, precision))
         ok = jnp.isfinite(row["loss"]) & _tree_finite(params)
@@ -273,17 +265,12 @@ def epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers
         new_params, new_state, row, ok = epoch_fn(params, state, first_epoch + i, *args)
         live = alive & ok
         buffers = {
-            k: buffers[k].at[i].set(select(live, row[k], jnp.nan).astype(buffers[k].dtype))
-            for k in buffers
+            k: b.at[i].set(select(live, row[k], jnp.nan).astype(b.dtype))
+            for k, b in buffers.items()
         }
-        return (
-            i + jnp.any(live).astype(i.dtype),
-            select(live, new_params, params),
-            select(live, new_state, state),
-            buffers,
-            live,
-            runs + live.astype(runs.dtype),
-        )
+        params, state = select(live, (new_params, new_state), (params, state))
+        i, runs = i + jnp.any(live).astype(i.dtype), runs + live.astype(runs.dtype)
+        return i, params, state, buffers, live, runs
 
     init = (jnp.zeros((), jnp.int32), params, state, buffers, alive, runs)
     done, params, state, buffers, alive, runs = jax.lax.while_loop(cond, body, init)
@@ -326,7 +313,5 @@ def history_buffers(spec: Spec, dtype: Any, models: int | None = None) -> dict[s
     """
     lead = (MAX_EPOCHS_PER_CALL,) + (() if models is None else (models,))
     names = [k for k in ORDER if spec.has_val or not k.startswith("val_")]
-    per_layer = {"w_l1", "w_l2", "w_zeros"}
-    return {
-        k: jnp.zeros(lead + ((spec.net.n_layers,) if k in per_layer else ()), dtype) for k in names
-    }
+    per_layer = (spec.net.n_layers,)  # the axis of the weight statistics w_l1, w_l2, w_zeros
+    return {k: jnp.zeros(lead + (per_layer if k.startswith("w_") else ()), dtype) for k in names}

@@ -38,10 +38,8 @@ def device_list(devices: DevicesLike, name: str = "devices") -> list[jax.Device]
     if isinstance(devices, np.ndarray):
         devices = list(devices.flat)
     if isinstance(devices, (str, bytes)) or not isinstance(devices, Sequence):
-        raise TypeError(
-            f"{name} must be a number of devices or a list of jax.Device; got "
-            f"{type(devices).__name__}"
-        )
+        got = type(devices).__name__
+        raise TypeError(f"{name} must be a number of devices or a list of jax.Device; got {got}")
     devices = list(devices)
     if not devices or not all(isinstance(d, jax.Device) for d in devices):
         raise TypeError(f"{name} must be a non-empty list of jax.Device (from jax.devices())")
@@ -67,15 +65,14 @@ def resolve_mesh(mesh: Any, devices: DevicesLike, axis: str, caller: str) -> Mes
         return None
     if not isinstance(mesh, Mesh):
         raise TypeError(
-            f"mesh must be a jax.sharding.Mesh (e.g. jaxmlp.sharding."
-            f"{'data' if axis == DATA else 'models'}_mesh()); got {type(mesh).__name__}"
+            f"mesh must be a jax.sharding.Mesh (e.g. jaxmlp.sharding.{axis}_mesh()); got "
+            f"{type(mesh).__name__}"
         )
     if axis not in mesh.axis_names:
         raise ValueError(
-            f"{caller} splits the {'batch' if axis == DATA else 'models'} over a mesh axis "
-            f"named {axis!r}; the mesh has axes {tuple(mesh.axis_names)}. Build one with "
-            f"jaxmlp.sharding.{'data' if axis == DATA else 'models'}_mesh(devices) or "
-            f"Mesh(devices, ({axis!r},))"
+            f"{caller} splits the {'batch' if axis == DATA else 'models'} over a mesh axis named "
+            f"{axis!r}; the mesh has axes {tuple(mesh.axis_names)}. Build one with jaxmlp.sharding."
+            f"{axis}_mesh(devices) or Mesh(devices, ({axis!r},))"
         )
     others = {a: s for a, s in mesh.shape.items() if a != axis and s > 1}
     if others:
@@ -140,8 +137,6 @@ def host_values(tree: Any) -> Any:
     Lets the usual checks (shapes, NaN, label ranges) read arguments that are global arrays.
     A collective in runs of several processes: every process must call it, in the same order.
     """
-    if jax.process_count() == 1:
-        return tree
     return jax.tree.map(host_value, tree)
 
 
@@ -156,22 +151,15 @@ def check_same_in_every_process(named: dict[str, Any]) -> None:
     """Raise ValueError naming the first argument whose value differs between processes.
 
     Every process of a multi-process run must pass `fit` the same parameters, optimizer state,
-    key and data (or global arrays); a checksum per argument is gathered and compared.
+    key and data (or global arrays); a checksum per argument is gathered and compared. A
+    collective: `fit` calls it, from every process, only in runs of several processes.
     """
-    if jax.process_count() == 1:
-        return
     from jax.experimental import multihost_utils
 
-    names = list(named)
-    local = np.array(
-        [
-            zlib.crc32(np.array([digest(a) for a in jax.tree.leaves(named[k])], np.uint32))
-            for k in names
-        ],
-        np.uint32,
-    )
-    every = multihost_utils.process_allgather(local)  # (processes, len(names))
-    for i, k in enumerate(names):
+    digests = [np.array([digest(a) for a in jax.tree.leaves(v)], np.uint32) for v in named.values()]
+    local = np.array([zlib.crc32(d) for d in digests], np.uint32)
+    every = multihost_utils.process_allgather(local)  # (processes, len(named))
+    for i, k in enumerate(named):
         if not (every[:, i] == every[0, i]).all():
             raise ValueError(
                 f"{k} differs between processes: every process must pass the same {k} (data "
@@ -183,9 +171,8 @@ def check_same_in_every_process(named: dict[str, Any]) -> None:
 def place_leaf(a: Any, sharding: NamedSharding, *, copy: bool = False) -> Any:
     """`a` as a global array laid out as `sharding` (a new buffer when `copy`)."""
     if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
-        impl = jax.random.key_impl(a)
         data = place_leaf(jax.random.key_data(a), sharding)
-        return jax.random.wrap_key_data(data, impl=impl)
+        return jax.random.wrap_key_data(data, impl=jax.random.key_impl(a))
     if jax.process_count() == 1:
         if copy and isinstance(a, jax.Array):
             # device_put may keep the source buffer as one of the copies, even with
@@ -193,10 +180,9 @@ def place_leaf(a: Any, sharding: NamedSharding, *, copy: bool = False) -> Any:
             a = jnp.array(a, copy=True)
         return jax.device_put(a, sharding)
     # Several processes: each builds its devices' pieces from its host copy (identical in every
-    # process, checked by _check_same_in_every_process), with no transfer between processes.
+    # process, checked by check_same_in_every_process), with no transfer between processes.
     host = np.asarray(host_value(a))
-    dtype = jax.dtypes.canonicalize_dtype(host.dtype)
-    host = host.astype(dtype)
+    host = host.astype(jax.dtypes.canonicalize_dtype(host.dtype))
     return jax.make_array_from_callback(host.shape, sharding, lambda index: host[index])
 
 

@@ -25,15 +25,14 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmlp import _placement
-from jaxmlp._checks import check_choice, check_key, check_net, check_params
-from jaxmlp._driver import Callback, check_callback, check_data, train
+from jaxmlp._checks import check_key, check_net, check_params
+from jaxmlp._driver import Callback, check_data, check_options, train
 from jaxmlp._epochs import Models, Spec, history_buffers, zero_strengths
 from jaxmlp.fit import FitResult, stop_reason
 from jaxmlp.metrics import precision_of
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
-from jaxmlp.train import GRADS
 
 
 class FitManyResult(NamedTuple):
@@ -56,13 +55,9 @@ class FitManyResult(NamedTuple):
 
     def model(self, k: int) -> FitResult:
         """Model `k`'s result as `jaxmlp.fit` returns it (history cut to its epochs)."""
-        n = int(self.epochs_run[k])
-        return FitResult(
-            take(self.params, k),
-            take(self.opt_state, k),
-            {name: h[k, :n] for name, h in self.history.items()},
-            self.stop_reasons[k],
-        )
+        params, opt_state = take((self.params, self.opt_state), k)
+        history = {name: h[k, : self.epochs_run[k]] for name, h in self.history.items()}
+        return FitResult(params, opt_state, history, self.stop_reasons[k])
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -85,11 +80,9 @@ def stack(trees: Sequence[Any]) -> Any:
     if not trees:
         raise ValueError("stack needs at least one tree")
     first = jax.tree.structure(trees[0])
-    for i, t in enumerate(trees[1:], 1):
-        if jax.tree.structure(t) != first:
-            raise ValueError(
-                f"trees[{i}] has structure {jax.tree.structure(t)}; trees[0] has {first}"
-            )
+    for i, structure in enumerate(map(jax.tree.structure, trees[1:]), 1):
+        if structure != first:
+            raise ValueError(f"trees[{i}] has structure {structure}; trees[0] has {first}")
 
     def stack_leaves(*leaves: Any) -> jax.Array:
         a = jnp.stack([jnp.asarray(v) for v in leaves])
@@ -146,9 +139,7 @@ def _n_models(net: MLP, params: Any) -> int:
 def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[Any, ...], ...]]:
     """The per-layer regularizations and, per strength, 0 (one per model) or None (shared)."""
     regs = per_layer(reg, n_layers)
-    axes = []
     for l, r in enumerate(regs):
-        row = []
         for name in FIELDS:
             shape = tuple(np.shape(getattr(r, name)))
             if shape not in ((), (K,)):
@@ -156,9 +147,8 @@ def _reg_axes(reg: RegLike, n_layers: int, K: int) -> tuple[tuple, tuple[tuple[A
                     f"reg (layer {l}) {name} must be a number shared by all models or an array "
                     f"of shape ({K},), one per model; got shape {shape}"
                 )
-            row.append(0 if shape == (K,) else None)
-        axes.append(tuple(row))
-    return regs, tuple(axes)
+    # Axis 0 for the strengths of shape (K,), None for the shared numbers:
+    return regs, tuple(tuple(0 if np.ndim(getattr(r, f)) else None for f in FIELDS) for r in regs)
 
 
 def _key_axis(key: Any, K: int) -> int | None:
@@ -256,21 +246,19 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     >>> result.model(2).history["penalty"].shape
     (4,)
     """
-    check_choice("grads", grads, GRADS)
-    check_callback(callback, callback_every)
+    check_options(grads, callback, callback_every)
     mesh = _placement.resolve_mesh(mesh, devices, _placement.MODELS, "fit_many")
     check_net(net)
     K = _n_models(net, params)
     _check_mesh(mesh, K)
     regs, reg_axes = _reg_axes(reg, net.n_layers, K)
-    x, y, xv, yv, batch_size = check_data(
-        net, x, y, validation, loss=loss, reg=regs, epochs=epochs, initial_epoch=initial_epoch,
-        batch_size=batch_size,
-    )  # fmt: skip
+    x, y, xv, yv, batch_size = check_data(net, x, y, validation, loss=loss, reg=regs,
+                                          epochs=epochs, initial_epoch=initial_epoch,
+                                          batch_size=batch_size)  # fmt: skip
     key = jax.random.key(0) if key is None else key
     key_axis = _key_axis(key, K)
-    if opt_state is not None:
-        _check_models_axis("opt_state", opt_state, K, "(stack K states with jaxmlp.ensemble.stack)")
+    # (opt_state None, the default, has no leaves to check.)
+    _check_models_axis("opt_state", opt_state, K, "(stack K states with jaxmlp.ensemble.stack)")
     state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
     params, state = jax.tree.map(jnp.array, (params, state))
@@ -285,12 +273,9 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     reasons = tuple(stop_reason(outcome, initial_epoch, k) for k in range(K))
     diverged = [k for k in range(K) if not outcome.alive[k] and not outcome.stopped[k]]
     if diverged:
-        warnings.warn(
-            f"{len(diverged)} of {K} models diverged (models {diverged}); they kept their last "
-            "good parameters and the others went on. See result.stop_reasons.",
-            RuntimeWarning,
-            stacklevel=2,
-        )
+        warnings.warn(f"{len(diverged)} of {K} models diverged (models {diverged}); they kept "
+                      "their last good parameters and the others went on. See result.stop_reasons.",
+                      RuntimeWarning, stacklevel=2)  # fmt: skip
     return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs)
 
 
@@ -300,19 +285,17 @@ def _place_models(mesh, inputs, reg_axes, key_axis):
     The compiled program follows its inputs' shardings: every per-model array is split along
     its K axis, so each device runs K/D models and the program needs no change.
     """
-    params, state, buffers, args, alive = inputs
+    params, state, buffers, (key, x, y, xv, yv, regs, precision), alive = inputs
     models = NamedSharding(mesh, P(_placement.MODELS))
-    everywhere = _placement.replicated(mesh)
+    # The sharding of an argument by its models axis: 0 (one per model) or None (shared).
+    by_axis = {0: models, None: _placement.replicated(mesh)}
     params, state = _placement.place((params, state), models, copy=True)
     # History rows are (epochs, K, ...): the models axis is the second.
     buffers = _placement.place(buffers, NamedSharding(mesh, P(None, _placement.MODELS)))
-    key, x, y, xv, yv, regs, precision = args
-    key = _placement.place(key, models if key_axis == 0 else everywhere)
     reg_shardings = tuple(
-        Regularization.tree_unflatten(None, [models if a == 0 else everywhere for a in row])
-        for row in reg_axes
+        Regularization.tree_unflatten(None, [by_axis[a] for a in row]) for row in reg_axes
     )
-    regs = _placement.place(tuple(regs), reg_shardings)
-    x, y, xv, yv, precision = _placement.place((x, y, xv, yv, precision), everywhere)
-    alive = _placement.place(alive, models)
+    regs = _placement.place(regs, reg_shardings)
+    key, alive = _placement.place(key, by_axis[key_axis]), _placement.place(alive, models)
+    x, y, xv, yv, precision = _placement.place((x, y, xv, yv, precision), by_axis[None])
     return params, state, buffers, (key, x, y, xv, yv, regs, precision), alive

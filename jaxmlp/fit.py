@@ -33,15 +33,14 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxmlp import _placement
-from jaxmlp._checks import check_choice, check_count, check_inputs, check_params, check_problem
-from jaxmlp._driver import Callback, Outcome, check_callback, check_data, train
+from jaxmlp._checks import check_count, check_inputs, check_params, check_problem
+from jaxmlp._driver import Callback, Outcome, check_data, check_options, train
 from jaxmlp._epochs import Spec, history_buffers, zero_strengths
 from jaxmlp.metrics import correct, precision_of
 from jaxmlp.model import MLP, Params, forward
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import RegLike, penalty, per_layer
-from jaxmlp.train import GRADS
 
 
 class FitResult(NamedTuple):
@@ -123,23 +122,19 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
       categorical cross-entropy, of correct 0/1 outputs for binary cross-entropy, and the
       book's ``|ŷ − y| < std(y_train)/250`` for mse and mae.
     """
-    check_choice("grads", grads, GRADS)
-    check_callback(callback, callback_every)
+    check_options(grads, callback, callback_every)
     mesh = _placement.resolve_mesh(mesh, devices, _placement.DATA, "fit")
     key = jax.random.key(0) if key is None else key
     if mesh is not None and jax.process_count() > 1:
         # Global arrays become host values for the checks; everything else must agree.
-        x, y, validation, params, opt_state = _placement.host_values(
-            (x, y, validation, params, opt_state)
-        )
-        _placement.check_same_in_every_process(
-            {"x": x, "y": y, "validation": validation, "params": params,
-             "opt_state": opt_state, "key": key, "reg": reg}
-        )  # fmt: skip
-    x, y, xv, yv, batch_size = check_data(
-        net, x, y, validation, loss=loss, reg=reg, epochs=epochs, initial_epoch=initial_epoch,
-        batch_size=batch_size,
-    )  # fmt: skip
+        values = _placement.host_values((x, y, validation, params, opt_state))
+        x, y, validation, params, opt_state = values
+        named = {"x": x, "y": y, "validation": validation, "params": params,
+                 "opt_state": opt_state, "key": key, "reg": reg}  # fmt: skip
+        _placement.check_same_in_every_process(named)
+    x, y, xv, yv, batch_size = check_data(net, x, y, validation, loss=loss, reg=reg,
+                                          epochs=epochs, initial_epoch=initial_epoch,
+                                          batch_size=batch_size)  # fmt: skip
     check_params(net, params)
     state = opt.init(params) if opt_state is None else opt_state
     regs = per_layer(reg, net.n_layers)
@@ -164,25 +159,16 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
 def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None) -> str | None:
     """Why a model stopped early (None if it ran every epoch): it diverged, or the callback."""
     k = () if model is None else model
-    epoch, alive, stopped = (
-        initial_epoch + int(outcome.runs[k]),
-        outcome.alive[k],
-        outcome.stopped[k],
-    )
-    if stopped:
+    epoch = initial_epoch + int(outcome.runs[k])
+    if outcome.stopped[k]:
         return f"stopped by the callback after epoch {epoch}"
-    if alive:
+    if outcome.alive[k]:
         return None
+    diverged = f"diverged at epoch {epoch + 1}: the loss or the parameters became NaN or infinite"
     if model is not None:
-        return (
-            f"model {model} diverged at epoch {epoch + 1}: the loss or the parameters became NaN "
-            f"or infinite; kept its parameters after epoch {epoch}"
-        )
-    return (
-        f"training diverged at epoch {epoch + 1}: the loss or the parameters became NaN or "
-        f"infinite; kept the parameters after epoch {epoch}. Lower the learning rate or check "
-        f"the data."
-    )
+        return f"model {model} {diverged}; kept its parameters after epoch {epoch}"
+    advice = "Lower the learning rate or check the data."
+    return f"training {diverged}; kept the parameters after epoch {epoch}. {advice}"
 
 
 def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLike = None,
@@ -220,10 +206,8 @@ def predict(net: MLP, params: Params, x: Any, *, batch_size: int = 4096) -> jax.
     check_inputs(net, x)
     check_count("batch_size", batch_size, 1)
     x = jnp.asarray(x)
-    outs = [
-        _forward_jit(net, params, x[start : start + batch_size])
-        for start in range(0, x.shape[0], batch_size)
-    ]
+    starts = range(0, x.shape[0], batch_size)
+    outs = [_forward_jit(net, params, x[start : start + batch_size]) for start in starts]
     return jnp.concatenate(outs, axis=0)
 
 

@@ -29,22 +29,14 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from jaxmlp._placement import (
-    DATA,
-    MODELS,
-    DevicesLike,
-    batch_sharding,
-    constrain,
-    device_list,
-    place_leaf,
-    replicated,
-)
+from jaxmlp import _placement
+from jaxmlp._placement import DATA, MODELS, batch_sharding, replicated  # re-exported
 
 __all__ = ["DATA", "MODELS", "batch_sharding", "data_mesh", "from_process_rows", "models_mesh",
            "process_slice", "replicated", "shard_batches"]  # fmt: skip
 
 
-def data_mesh(devices: DevicesLike = None) -> Mesh:
+def data_mesh(devices: _placement.DevicesLike = None) -> Mesh:
     """A one-axis mesh named ``"data"``, for `jaxmlp.fit`'s data parallelism.
 
     Args:
@@ -57,12 +49,12 @@ def data_mesh(devices: DevicesLike = None) -> Mesh:
     >>> dict(data_mesh(1).shape)
     {'data': 1}
     """
-    return Mesh(np.array(device_list(devices)), (DATA,))
+    return Mesh(np.array(_placement.device_list(devices)), (DATA,))
 
 
-def models_mesh(devices: DevicesLike = None) -> Mesh:
+def models_mesh(devices: _placement.DevicesLike = None) -> Mesh:
     """A one-axis mesh named ``"models"``, for `jaxmlp.fit_many` (devices as in `data_mesh`)."""
-    return Mesh(np.array(device_list(devices)), (MODELS,))
+    return Mesh(np.array(_placement.device_list(devices)), (MODELS,))
 
 
 def shard_batches(xs: jax.Array, mesh: Mesh) -> jax.Array:
@@ -76,7 +68,7 @@ def shard_batches(xs: jax.Array, mesh: Mesh) -> jax.Array:
     >>> shard_batches(jnp.zeros((3, 8, 2)), mesh).sharding.shard_shape((3, 8, 2))
     (3, 8, 2)
     """
-    return constrain(xs, batch_sharding(mesh))
+    return _placement.constrain(xs, batch_sharding(mesh))
 
 
 def process_slice(n: int) -> slice:
@@ -128,4 +120,4 @@ def from_process_rows(local: Any, mesh: Mesh | None = None) -> jax.Array:
     pad = np.zeros((int(counts.max()) - local.shape[0],) + local.shape[1:], local.dtype)
     gathered = multihost_utils.process_allgather(np.concatenate([local, pad]))
     full = np.concatenate([gathered[p, :c] for p, c in enumerate(counts)])
-    return place_leaf(full, replicated(mesh))
+    return _placement.place_leaf(full, replicated(mesh))

@@ -47,18 +47,9 @@ def value_and_grads(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
     return (total, parts, out), g
 
 
-def train_step(
-    net: MLP,
-    opt: Optimizer,
-    params: Params,
-    opt_state: OptState,
-    x: jax.Array,
-    y: jax.Array,
-    *,
-    loss: str,
-    reg: RegLike = None,
-    grads: str = "autodiff",
-) -> tuple[Params, OptState, dict[str, jax.Array]]:
+def train_step(net: MLP, opt: Optimizer, params: Params, opt_state: OptState, x: Array, y: Array,
+               *, loss: str, reg: RegLike = None,
+               grads: str = "autodiff") -> tuple[Params, OptState, dict[str, Array]]:  # fmt: skip
     """One step of gradient descent on the regularized objective; pure, not jitted.
 
     Computes the value and gradient of `jaxmlp.objective`, lets `opt` turn the gradients into
@@ -89,9 +80,8 @@ def train_step(
     return params, opt_state, {"loss": value, **parts}
 
 
-def make_train_step(
-    net: MLP, opt: Optimizer, *, loss: str, grads: str = "autodiff"
-) -> Callable[..., Any]:
+def make_train_step(net: MLP, opt: Optimizer, *, loss: str,
+                    grads: str = "autodiff") -> Callable[..., Any]:  # fmt: skip
     """A jit-compiled `train_step` for one architecture, optimizer, loss and gradient source.
 
     The returned function is ``step(params, opt_state, x, y, reg=None) -> (params, opt_state,
@@ -113,10 +103,8 @@ def make_train_step(
     if not isinstance(net, MLP):
         raise TypeError(f"net must be a jaxmlp.MLP; got {type(net).__name__}")
     if not isinstance(opt, Optimizer):
-        raise TypeError(
-            "opt must be a jaxmlp optimizer such as jaxmlp.optim.sgd(0.1); got "
-            f"{type(opt).__name__}"
-        )
+        got = type(opt).__name__
+        raise TypeError(f"opt must be a jaxmlp optimizer such as jaxmlp.optim.sgd(0.1); got {got}")
     # Fail now, not at the first call, on a bad loss name or loss/activation pair.
     check_loss(loss, net.output_activation, net.out_features)
     check_choice("grads", grads, GRADS)
