@@ -75,20 +75,21 @@ def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initia
                batch_size):  # fmt: skip
     """Validate what `fit` and `fit_many` share, once, outside the compiled loop.
 
-    Returns ``(x, y, x_val, y_val, batch_size)`` as arrays, the batch size resolved (``n`` for
-    None); without validation data, one training row stands in (its results are not recorded).
+    Returns ``(x, y, x_val, y_val, batch_size, regs)``: the data as arrays, the batch size
+    resolved (``n`` for None), one `Regularization` per layer; without validation data, one
+    training row stands in (its results are not recorded).
     """
     check_problem(net, x, y, loss)
     x, y = jnp.asarray(x), jnp.asarray(y)
-    per_layer(reg, net.n_layers)
+    regs = per_layer(reg, net.n_layers)
     batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
     if validation is None:
-        return x, y, x[:1], y[:1], batch_size
+        return x, y, x[:1], y[:1], batch_size, regs
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError("validation must be a pair (x_val, y_val)")
     xv, yv = jnp.asarray(validation[0]), jnp.asarray(validation[1])
     check_problem(net, xv, yv, loss)
-    return x, y, xv, yv, batch_size
+    return x, y, xv, yv, batch_size, regs
 
 
 def check_options(grads: Any, callback: Any, callback_every: Any) -> None:
@@ -184,7 +185,8 @@ class Loop:
         """
         rows = {k: self.rows[k][: self.done] for k in ORDER if k in self.rows}
         if read_only:
-            rows = {k: _read_only(v) for k, v in rows.items()}
+            for v in rows.values():  # fresh views of the rows: lock them, not the rows
+                v.flags.writeable = False
         epoch = np.arange(self.initial_epoch + 1, self.epoch + 1)
         if not self.many:
             return {"epoch": epoch, **rows}
@@ -207,12 +209,6 @@ class Loop:
         """What `train` returns."""
         history, runs = self.history(), np.asarray(self.runs)
         return Outcome(self.params, self.state, history, self.done, self.live, runs, self.stopped)
-
-
-def _read_only(a: np.ndarray) -> np.ndarray:
-    a = a.view()
-    a.flags.writeable = False
-    return a
 
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:

@@ -154,7 +154,7 @@ def epoch_batches(spec: Spec, epoch: jax.Array, key: jax.Array, x: jax.Array, y:
     # One batch of all the data: its order cannot change a mean, so there is nothing to shuffle.
     shuffle = spec.shuffle and n_batches > 1
     if spec.mesh is not None:
-        return sharded_batches(spec, shuffle, epoch, key, x, y)
+        return sharded_batches(spec, shuffle, n_batches, epoch, key, x, y)
     if shuffle:
         order = permutation(jax.random.fold_in(key, epoch), n)
     else:
@@ -171,7 +171,7 @@ def epoch_batches(spec: Spec, epoch: jax.Array, key: jax.Array, x: jax.Array, y:
     return split(x), split(y), mask
 
 
-def sharded_batches(spec: Spec, shuffle: bool, epoch, key, x, y):
+def sharded_batches(spec: Spec, shuffle: bool, n_batches: int, epoch, key, x, y):
     """`epoch_batches` with each batch's rows split over the mesh's "data" axis.
 
     Every batch gets ``slots`` rows, `batch_size` rounded up to a multiple of the D devices:
@@ -181,7 +181,6 @@ def sharded_batches(spec: Spec, shuffle: bool, epoch, key, x, y):
     from its copy of the data.
     """
     n, batch_size, mesh = spec.n, spec.batch_size, spec.mesh
-    n_batches = math.ceil(n / batch_size)
     shards = mesh.shape[_placement.DATA]
     slots = -(-batch_size // shards) * shards
     j = jnp.arange(slots)[None, :]
@@ -218,10 +217,6 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
     return (params, state, sums), None
 
 
-def _tree_finite(tree: Any) -> jax.Array:
-    return jnp.all(jnp.stack([jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(tree)]))
-
-
 def epoch_function(spec: Spec):
     """One epoch as a pure function, for one model or, under `jax.vmap`, for many.
 
@@ -242,7 +237,8 @@ def epoch_function(spec: Spec):
             parts, out = objective_and_output(spec.net, params, xv, yv, loss=spec.loss, reg=reg)[1]
             row["val_loss"] = parts["data"]
             row["val_accuracy"] = jnp.mean(correct(spec.loss, out, yv, precision))
-        ok = jnp.isfinite(row["loss"]) & _tree_finite(params)
+        finite = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]
+        ok = jnp.isfinite(row["loss"]) & jnp.all(jnp.stack(finite))
         return params, state, row, ok
 
     return epoch_fn

@@ -131,15 +131,6 @@ def host_value(a: Any) -> Any:
     return a
 
 
-def host_values(tree: Any) -> Any:
-    """`tree` with every array spread over several processes replaced by its global value.
-
-    Lets the usual checks (shapes, NaN, label ranges) read arguments that are global arrays.
-    A collective in runs of several processes: every process must call it, in the same order.
-    """
-    return jax.tree.map(host_value, tree)
-
-
 def digest(a: Any) -> int:
     if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
         a = jax.random.key_data(a)

@@ -252,9 +252,9 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     K = _n_models(net, params)
     _check_mesh(mesh, K)
     regs, reg_axes = _reg_axes(reg, net.n_layers, K)
-    x, y, xv, yv, batch_size = check_data(net, x, y, validation, loss=loss, reg=regs,
-                                          epochs=epochs, initial_epoch=initial_epoch,
-                                          batch_size=batch_size)  # fmt: skip
+    x, y, xv, yv, batch_size, regs = check_data(net, x, y, validation, loss=loss, reg=regs,
+                                                epochs=epochs, initial_epoch=initial_epoch,
+                                                batch_size=batch_size)  # fmt: skip
     key = jax.random.key(0) if key is None else key
     key_axis = _key_axis(key, K)
     # (opt_state None, the default, has no leaves to check.)

@@ -127,17 +127,16 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     key = jax.random.key(0) if key is None else key
     if mesh is not None and jax.process_count() > 1:
         # Global arrays become host values for the checks; everything else must agree.
-        values = _placement.host_values((x, y, validation, params, opt_state))
+        values = jax.tree.map(_placement.host_value, (x, y, validation, params, opt_state))
         x, y, validation, params, opt_state = values
         named = {"x": x, "y": y, "validation": validation, "params": params,
                  "opt_state": opt_state, "key": key, "reg": reg}  # fmt: skip
         _placement.check_same_in_every_process(named)
-    x, y, xv, yv, batch_size = check_data(net, x, y, validation, loss=loss, reg=reg,
-                                          epochs=epochs, initial_epoch=initial_epoch,
-                                          batch_size=batch_size)  # fmt: skip
+    x, y, xv, yv, batch_size, regs = check_data(net, x, y, validation, loss=loss, reg=reg,
+                                                epochs=epochs, initial_epoch=initial_epoch,
+                                                batch_size=batch_size)  # fmt: skip
     check_params(net, params)
     state = opt.init(params) if opt_state is None else opt_state
-    regs = per_layer(reg, net.n_layers)
     spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle,
                 validation is not None, zero_strengths(regs), mesh)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))

@@ -30,7 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import losses as _losses
-from jaxmlp._checks import check_count, check_key, check_problem
+from jaxmlp._checks import check_count, check_key, check_problem, check_tree_matches
 from jaxmlp.backprop import backprop, backward
 from jaxmlp.model import MLP, Params, intermediates
 from jaxmlp.objective import objective_and_output
@@ -157,11 +157,8 @@ def _cells(r: LeafCheck) -> list[str]:
     errors = (r.autodiff_abs, r.autodiff_rel, r.fd_abs, r.fd_rel)
     errors += (r.autodiff_fd_abs, r.autodiff_fd_rel)
     counts, result = f"{r.fd_checked}/{r.fd_skipped}", "ok" if r.passed else "FAIL"
-    return [str(r.layer), r.leaf, str(r.shape), *map(_num, errors), counts, result]
-
-
-def _num(v: float | None) -> str:
-    return "—" if v is None else f"{v:.2e}"
+    numbers = ["—" if v is None else f"{v:.2e}" for v in errors]
+    return [str(r.layer), r.leaf, str(r.shape), *numbers, counts, result]
 
 
 def gradcheck(net: MLP, params: Params, x: jax.Array, y: jax.Array, *, loss: str,
@@ -256,12 +253,18 @@ def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: 
     net, params, x, y, loss, reg = problem
     # Cast on the host: no eager device op to compile for each new shape.
     # reg keeps its form (None, one Regularization, or one per layer) for `backward`.
-    params64, x64, reg64 = jax.tree.map(_float64, (params, x, reg))
+    host64 = jax.tree.map(lambda a: np.asarray(a, np.float64), (params, x, reg))
+    params64, x64, reg64 = jax.device_put(host64)
     y64 = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, np.float64))
     manual, auto = _gradients(net, params64, x64, y64, loss, reg64, backward is None)
     if backward is not None:
         manual = backward(net, params64, x64, y64, loss=loss, reg=reg64)
-        _check_grads_tree(params64, manual)
+        check_tree_matches(
+            manual,
+            params64,
+            "backward must return gradients shaped like params ({like}); got {tree}",
+            "backward returned a gradient of shape {shape} for params{path} of shape {expected}",
+        )
     manual, auto = jax.tree.map(lambda g: np.asarray(g, np.float64), (manual, auto))
     sampled = []
     for path, leaf in jax.tree_util.tree_leaves_with_path(params64):  # W_0, b_0, W_1, …
@@ -351,13 +354,8 @@ def _kink_signature(
         lo, hi = jnp.asarray(_losses.CLIP, a.dtype), jnp.asarray(1 - _losses.CLIP, a.dtype)
         parts += [(a > lo).ravel(), (a < hi).ravel()]
     for layer, r in zip(params, per_layer(reg, net.n_layers)):
-        parts.append(((layer["W"] >= 0) | (r.l1w == 0)).ravel())
-        parts.append(((layer["b"] >= 0) | (r.l1b == 0)).ravel())
+        parts += [((layer[k] >= 0) | (l1 == 0)).ravel() for k, l1 in (("W", r.l1w), ("b", r.l1b))]
     return jnp.concatenate(parts)
-
-
-def _float64(a: Any) -> jax.Array:
-    return jax.device_put(np.asarray(a, np.float64))
 
 
 def _seed(key: Any) -> np.ndarray:
@@ -386,20 +384,6 @@ def check_settings(*, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: A
     for name, tol in {"rtol": rtol, "atol": atol, "fd_rtol": fd_rtol, "fd_atol": fd_atol}.items():
         if not (isinstance(tol, (int, float)) and tol >= 0 and np.isfinite(tol)):
             raise ValueError(f"{name} must be a finite number >= 0; got {tol!r}")
-
-
-def _check_grads_tree(params: Params, grads: Any) -> None:
-    p_struct, g_struct = jax.tree.structure(params), jax.tree.structure(grads)
-    if p_struct != g_struct:
-        raise ValueError(
-            f"backward must return gradients shaped like params ({p_struct}); got {g_struct}"
-        )
-    for (path, p), g in zip(jax.tree_util.tree_leaves_with_path(params), jax.tree.leaves(grads)):
-        if np.shape(g) != np.shape(p):
-            raise ValueError(
-                f"backward returned a gradient of shape {np.shape(g)} for params"
-                f"{jax.tree_util.keystr(path)} of shape {np.shape(p)}"
-            )
 
 
 def _name(fn: Any) -> str:

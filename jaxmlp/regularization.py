@@ -108,10 +108,8 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
     ``None`` means no penalty; a single `Regularization` applies to every layer; a tuple or
     list must hold one entry (a `Regularization` or ``None``) per layer.
     """
-    if reg is None:
-        return (Regularization(),) * n_layers
-    if isinstance(reg, Regularization):
-        reg = (reg,) * n_layers
+    if reg is None or isinstance(reg, Regularization):
+        reg = (Regularization() if reg is None else reg,) * n_layers
     elif isinstance(reg, (tuple, list)):
         if len(reg) != n_layers:
             raise ValueError(
