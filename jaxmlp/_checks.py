@@ -39,8 +39,9 @@ def check_finite(name: str, x: Any) -> None:
     if not is_concrete(x):
         return
     arr = np.asarray(x)
-    if not np.issubdtype(arr.dtype, np.inexact):
+    if not jnp.issubdtype(arr.dtype, jnp.inexact):  # (numpy's own test misses bfloat16)
         return
+    arr = arr.astype(np.float32) if arr.dtype.itemsize < 4 else arr
     bad = ~np.isfinite(arr)
     if bad.any():
         first = tuple(int(i) for i in np.argwhere(bad)[0])
@@ -94,7 +95,9 @@ def check_key(key: Any, name: str = "key") -> tuple[int, ...]:
     """Raise TypeError unless `key` is a JAX PRNG key (or keys); return their batch shape.
 
     Typed keys (``jax.random.key``) and raw ``uint32[..., 2]`` keys are accepted; the batch
-    shape is ``()`` for one key and ``(K,)`` for ``jax.random.split(key, K)``.
+    shape is ``()`` for one key and ``(K,)`` for ``jax.random.split(key, K)``. A plain integer
+    is refused, not taken as a seed: a key says which random stream a call uses, and reusing
+    one by accident (the same seed for two purposes) is the mistake explicit keys prevent.
     """
     if isinstance(key, (jax.Array, np.ndarray, jax.core.Tracer)):
         if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -102,6 +105,8 @@ def check_key(key: Any, name: str = "key") -> tuple[int, ...]:
         if key.dtype == jnp.uint32 and key.shape[-1:] == (2,):
             return tuple(key.shape[:-1])
     got = f"{type(key).__name__} {key!r:.60}"
+    if isinstance(key, (int, np.integer)) and not isinstance(key, bool):
+        got += f" (use jax.random.key({int(key)}))"
     raise TypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0); got {got}")
 
 
@@ -154,14 +159,58 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
                 )
 
 
+def check_numbers(name: str, x: Any) -> None:
+    """Raise TypeError unless `x` holds numbers: an integer, boolean or real floating dtype."""
+    dtype = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
+    if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
+            or dtype == np.bool_):  # fmt: skip
+        raise TypeError(f"{name} must hold real numbers (integer, boolean or float); got {dtype}")
+
+
 def check_inputs(net: Any, x: Any, name: str = "x") -> None:
-    """Raise a clear error unless `x` is a finite ``(batch, net.in_features)`` array."""
+    """Raise a clear error unless `x` is a finite ``(batch, net.in_features)`` array of numbers.
+
+    The message names a transposed `x` and one example given without its batch axis.
+    """
     check_array(name, x)
     shape = tuple(np.shape(x))
     if len(shape) != 2 or shape[1] != net.in_features:
-        hint = f" (for one example use {name}[None, :])" if shape == (net.in_features,) else ""
+        hint = ""
+        if shape == (net.in_features,):
+            hint = f" (for one example use {name.split()[-1]}[None, :])"
+        elif len(shape) == 2 and shape[0] == net.in_features:
+            hint = f" (it looks transposed: pass {name.split()[-1]}.T)"
         raise ValueError(f"{name} must have shape (batch, {net.in_features}); got {shape}{hint}")
+    if shape[0] == 0:
+        raise ValueError(f"{name} must hold at least one row; got shape {shape}")
+    check_numbers(name, x)
     check_finite(name, x)
+
+
+def compute_dtype(params: Any = None) -> Any:
+    """The floating dtype a call computes in: that of `params`, or JAX's default float.
+
+    Raises TypeError for parameters that are not floating point.
+    """
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        return jnp.result_type(float)
+    dtype = jnp.result_type(*leaves)
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise TypeError(f"params must have a floating dtype (float32 or float64); got {dtype}")
+    return dtype
+
+
+def as_data(x: Any, y: Any, loss: str, dtype: Any, mask: Any = None) -> tuple[Any, Any, Any]:
+    """The dtype policy: `x`, float targets and `mask` in `dtype`; class labels as int32.
+
+    Inputs of any integer, boolean or floating dtype become numbers of the parameters' dtype,
+    so a call computes in one precision whatever the data's; labels stay integers (their range
+    is checked before, so int32 holds them).
+    """
+    labels = loss == "categorical_crossentropy" and np.ndim(y) == 1
+    y = jnp.asarray(y, jnp.int32 if labels else dtype)
+    return jnp.asarray(x, dtype), y, None if mask is None else jnp.asarray(mask, dtype)
 
 
 def check_loss(loss: Any, output_activation: str, out_features: int) -> None:
@@ -189,7 +238,9 @@ def check_labels(name: str, y: Any, batch: int, out_features: int) -> None:
     if not jnp.issubdtype(dtype, jnp.integer):
         raise ValueError(
             f"{name} as class labels of shape ({batch},) must have an integer dtype; got "
-            f"{dtype} (use y.astype(int), or one-hot rows of shape ({batch}, {out_features}))"
+            f"{dtype}. Class labels are whole numbers 0..{out_features - 1} (or one-hot rows of "
+            f"shape ({batch}, {out_features})); a real-valued target is a regression: a loss "
+            f"such as 'mse' with y of shape ({batch}, 1)"
         )
     if is_concrete(y):
         arr = np.asarray(y)
@@ -203,6 +254,7 @@ def check_labels(name: str, y: Any, batch: int, out_features: int) -> None:
 def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = "y") -> None:
     """Raise a clear error unless `y` fits `loss` and an output of ``(batch, out_features)``."""
     check_array(name, y)
+    check_numbers(name, y)
     shape = tuple(np.shape(y))
     if loss == "categorical_crossentropy" and len(shape) == 1:
         return check_labels(name, y, batch, out_features)
@@ -228,23 +280,29 @@ def check_targets(loss: str, y: Any, batch: int, out_features: int, name: str = 
 
 
 def check_problem(net: Any, x: Any, y: Any, loss: Any, mask: Any = None, params: Any = None,
-                  name: str = "x") -> None:  # fmt: skip
-    """Validate a call on data: net, loss, `params` (if given), inputs, targets and mask.
+                  *, dtype: Any = None, what: str = "") -> tuple[Any, Any, Any]:  # fmt: skip
+    """Validate a call on data; return ``(x, y, mask)`` in the dtype the call computes in.
 
-    The loss must suit the net's output, `y` and `mask` the rows of `x`. The one check of
-    every public function that takes ``(net, params, x, y, loss)``; the functions they call
-    inside do not check again.
+    Checks the net, the loss (it must suit the net's output), `params` (if given), the inputs,
+    the targets and the mask (they must match the rows of `x`), then applies the dtype policy
+    (`as_data`) in `params`' dtype, else `dtype`, else JAX's default float. `what` prefixes the
+    names in messages (``"validation"``: "validation x must ..."). The one check of every
+    public function that takes ``(net, params, x, y, loss)``; the functions they call inside do
+    not check again.
     """
     check_net(net)
     check_loss(loss, net.output_activation, net.out_features)
     if params is not None:
         check_params(net, params)
-    check_inputs(net, x, name)
+        dtype = compute_dtype(params)
+    x_name, y_name = (f"{what} x", f"{what} y") if what else ("x", "y")
+    check_inputs(net, x, x_name)
     batch = np.shape(x)[0]
-    check_targets(loss, y, batch, net.out_features)
+    check_targets(loss, y, batch, net.out_features, y_name)
     if mask is not None and tuple(jnp.shape(mask)) != (batch,):
         got = tuple(jnp.shape(mask))
         raise ValueError(f"mask must have shape ({batch},), one weight per row of x; got {got}")
+    return as_data(x, y, loss, compute_dtype() if dtype is None else dtype, mask)
 
 
 def check_counts(epochs: Any, initial_epoch: Any, batch_size: Any, n: int) -> int:

@@ -16,6 +16,8 @@ then call `train`, which
 
 from __future__ import annotations
 
+import signal
+import threading
 import time
 from collections.abc import Callable
 from typing import Any, NamedTuple
@@ -69,26 +71,26 @@ class Outcome(NamedTuple):
     alive: np.ndarray  # () or (K,): still training when the run ended
     runs: np.ndarray  # epochs each model completed
     stopped: np.ndarray  # stopped by the callback (not diverged)
+    interrupted: bool  # ended early by SIGINT (Ctrl-C): the models alive then are still alive
 
 
 def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch,
-               batch_size):  # fmt: skip
+               batch_size, dtype):  # fmt: skip
     """Validate what `fit` and `fit_many` share, once, outside the compiled loop.
 
-    Returns ``(x, y, x_val, y_val, batch_size, regs)``: the data as arrays, the batch size
-    resolved (``n`` for None), one `Regularization` per layer; without validation data, one
-    training row stands in (its results are not recorded).
+    Returns ``(x, y, x_val, y_val, batch_size, regs)``: the data as arrays in `dtype` (the
+    parameters'; labels as int32), the batch size resolved (``n`` for None), one
+    `Regularization` per layer; without validation data, one training row stands in (its
+    results are not recorded).
     """
-    check_problem(net, x, y, loss)
-    x, y = jnp.asarray(x), jnp.asarray(y)
+    x, y, _ = check_problem(net, x, y, loss, dtype=dtype)
     regs = per_layer(reg, net.n_layers)
     batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
     if validation is None:
         return x, y, x[:1], y[:1], batch_size, regs
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError("validation must be a pair (x_val, y_val)")
-    xv, yv = jnp.asarray(validation[0]), jnp.asarray(validation[1])
-    check_problem(net, xv, yv, loss)
+    xv, yv, _ = check_problem(net, *validation, loss, dtype=dtype, what="validation")
     return x, y, xv, yv, batch_size, regs
 
 
@@ -120,25 +122,51 @@ def train(spec: Spec, inputs: tuple, *, epochs: int, initial_epoch: int, progres
     """
     loop = Loop(spec, inputs, epochs, initial_epoch)
     bar = _progress_bar(epochs, initial_epoch) if progress and epochs else None
-    per_call = 1
+    per_call, interrupt = 1, Interrupt()
     try:
-        while loop.done < epochs and loop.live.any():
-            count = min(per_call, epochs - loop.done, MAX_EPOCHS_PER_CALL)
-            if callback is not None:
-                count = min(count, every - loop.epoch % every)
-            start = time.perf_counter()
-            ran = loop.advance(count)
-            if bar is not None:
-                bar.update(ran)
-                bar.set_postfix(_postfix(loop.last_row()), refresh=False)
-            if callback is not None and loop.live.any() and loop.epoch % every == 0:
-                loop.stop(_stops(callback(loop.snapshot()), loop.live))
-            elapsed = time.perf_counter() - start
-            per_call = max(1, int(count * TARGET_SECONDS_PER_CALL / max(elapsed, 1e-9)))
+        with interrupt:
+            while loop.done < epochs and loop.live.any() and not interrupt.seen:
+                count = min(per_call, epochs - loop.done, MAX_EPOCHS_PER_CALL)
+                if callback is not None:
+                    count = min(count, every - loop.epoch % every)
+                start = time.perf_counter()
+                ran = loop.advance(count)
+                if bar is not None:
+                    bar.update(ran)
+                    bar.set_postfix(_postfix(loop.last_row()), refresh=False)
+                if callback is not None and loop.live.any() and loop.epoch % every == 0:
+                    loop.stop(_stops(callback(loop.snapshot()), loop.live))
+                elapsed = time.perf_counter() - start
+                per_call = max(1, int(count * TARGET_SECONDS_PER_CALL / max(elapsed, 1e-9)))
     finally:
         if bar is not None:
             bar.close()
-    return loop.outcome()
+    return loop.outcome(interrupt.seen and loop.done < epochs and bool(loop.live.any()))
+
+
+class Interrupt:
+    """SIGINT (Ctrl-C) while training ends the run after the current call of the program.
+
+    A context manager: inside it, the first SIGINT is noted (`seen`) and the previous handler
+    comes back, so a second one interrupts at once (KeyboardInterrupt). Only in the main thread,
+    where Python delivers signals; elsewhere it does nothing.
+    """
+
+    def __init__(self) -> None:
+        self.seen, self.previous = False, None
+
+    def __enter__(self) -> Interrupt:
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._note)
+        return self
+
+    def _note(self, signum: int, frame: Any) -> None:
+        self.seen = True
+        signal.signal(signal.SIGINT, self.previous)
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.previous is not None and not self.seen:
+            signal.signal(signal.SIGINT, self.previous)
 
 
 class Loop:
@@ -205,10 +233,11 @@ class Loop:
             self.stopped, self.live = self.stopped | stop, self.live & ~stop
             self.alive = jax.device_put(jnp.asarray(self.live), self.alive.sharding)
 
-    def outcome(self) -> Outcome:
+    def outcome(self, interrupted: bool = False) -> Outcome:
         """What `train` returns."""
         history, runs = self.history(), np.asarray(self.runs)
-        return Outcome(self.params, self.state, history, self.done, self.live, runs, self.stopped)
+        return Outcome(self.params, self.state, history, self.done, self.live, runs, self.stopped,
+                       interrupted)  # fmt: skip
 
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:

@@ -7,6 +7,7 @@ A private module with public names: `jaxmlp.fit`, `jaxmlp.ensemble` and the comp
 
 from __future__ import annotations
 
+import contextlib
 import zlib
 from collections.abc import Sequence
 from typing import Any
@@ -14,7 +15,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA = "data"
@@ -61,8 +62,17 @@ def resolve_mesh(mesh: Any, devices: DevicesLike, axis: str, caller: str) -> Mes
         )
     if devices is not None:
         mesh = Mesh(np.array(device_list(devices)), (axis,))
-    if mesh is None:
+    current = mesh is None and not jax.sharding.get_mesh().empty
+    if mesh is None and not current:
         return None
+    if current:
+        mesh = jax.sharding.get_mesh()
+        if axis not in mesh.axis_names:
+            raise ValueError(
+                f"{caller} runs on the current mesh (set with jax.set_mesh) when given none; it "
+                f"has axes {tuple(mesh.axis_names)}, and {caller} needs an axis named {axis!r}. "
+                f"Pass mesh= explicitly, or call {caller} outside the mesh's context"
+            )
     if not isinstance(mesh, Mesh):
         raise TypeError(
             f"mesh must be a jax.sharding.Mesh (e.g. jaxmlp.sharding.{axis}_mesh()); got "
@@ -86,7 +96,19 @@ def resolve_mesh(mesh: Any, devices: DevicesLike, axis: str, caller: str) -> Mes
             f"the mesh must include devices of every one of the {jax.process_count()} processes "
             f"(build it from jax.devices()); it has devices of processes {sorted(processes)}"
         )
-    return mesh
+    # Axes of every type (jax.make_mesh's default is Explicit) run as Auto: jaxmlp places
+    # every array itself, with the same devices and names.
+    return Mesh(mesh.devices, mesh.axis_names, axis_types=(AxisType.Auto,) * len(mesh.axis_names))
+
+
+def running_on(mesh: Mesh | None) -> Any:
+    """The context `fit`'s program runs in: inside a user's ``jax.set_mesh``, `mesh` (Auto axes).
+
+    Outside any mesh context nothing changes: the program places its arrays itself.
+    """
+    if mesh is None or jax.sharding.get_mesh().empty:
+        return contextlib.nullcontext()
+    return jax.set_mesh(mesh)
 
 
 def replicated(mesh: Mesh) -> NamedSharding:

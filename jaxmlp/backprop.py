@@ -78,9 +78,9 @@ def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: Re
 
     `jaxmlp.gradcheck.gradcheck` compares it with ``jax.grad`` and finite differences.
     """
-    check_problem(net, x, y, loss, mask, params)
+    x, y, mask = check_problem(net, x, y, loss, mask, params)
     zs, acts = intermediates(net, params, x)
-    return backward(net, params, zs, acts, jnp.asarray(y), loss=loss, reg=reg, mask=mask)
+    return backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
 
 
 def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
@@ -103,9 +103,8 @@ def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: st
     >>> round(float(total), 4)  # uniform probabilities: log 3
     1.0986
     """
-    check_problem(net, x, y, loss, mask, params)
+    x, y, mask = check_problem(net, x, y, loss, mask, params)
     zs, acts = intermediates(net, params, x)
-    y = jnp.asarray(y)
     grads = backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     return (total, parts), grads
@@ -137,7 +136,7 @@ def backward(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: 
         db = jnp.sum(delta, axis=1 if columns else 0)  # seeds: B += lr · err, summed over the batch
         dW = add_penalty_grad(dW, W, r.l1w, r.l2w)  # seeds 001–003: λ·sign(w) + 2λw
         db = add_penalty_grad(db, b, r.l1b, r.l2b)
-        grads.append({"W": dW.astype(W.dtype), "b": db.astype(b.dtype)})
+        grads.append({"W": dW.astype(jnp.result_type(W)), "b": db.astype(jnp.result_type(b))})
         if l > 0:
             f_prev = _act.get(net.activations[l - 1])
             if not columns:

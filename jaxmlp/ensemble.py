@@ -25,7 +25,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from jaxmlp import _placement
-from jaxmlp._checks import check_key, check_net, check_params
+from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
 from jaxmlp._driver import Callback, check_data, check_options, train
 from jaxmlp._epochs import Models, Spec, history_buffers, zero_strengths
 from jaxmlp.fit import FitResult, stop_reason
@@ -254,7 +254,8 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     regs, reg_axes = _reg_axes(reg, net.n_layers, K)
     x, y, xv, yv, batch_size, regs = check_data(net, x, y, validation, loss=loss, reg=regs,
                                                 epochs=epochs, initial_epoch=initial_epoch,
-                                                batch_size=batch_size)  # fmt: skip
+                                                batch_size=batch_size,
+                                                dtype=compute_dtype(params))  # fmt: skip
     key = jax.random.key(0) if key is None else key
     key_axis = _key_axis(key, K)
     # (opt_state None, the default, has no leaves to check.)
@@ -268,8 +269,9 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool))
     if mesh is not None:
         inputs = _place_models(mesh, inputs, reg_axes, key_axis)
-    outcome = train(spec, inputs, epochs=epochs, initial_epoch=initial_epoch, progress=progress,
-                    callback=callback, every=callback_every)  # fmt: skip
+    with _placement.running_on(mesh):
+        outcome = train(spec, inputs, epochs=epochs, initial_epoch=initial_epoch,
+                        progress=progress, callback=callback, every=callback_every)  # fmt: skip
     reasons = tuple(stop_reason(outcome, initial_epoch, k) for k in range(K))
     diverged = [k for k in range(K) if not outcome.alive[k] and not outcome.stopped[k]]
     if diverged:

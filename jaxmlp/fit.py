@@ -33,7 +33,14 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxmlp import _placement
-from jaxmlp._checks import check_count, check_inputs, check_params, check_problem
+from jaxmlp._checks import (
+    check_count,
+    check_inputs,
+    check_key,
+    check_params,
+    check_problem,
+    compute_dtype,
+)
 from jaxmlp._driver import Callback, Outcome, check_data, check_options, train
 from jaxmlp._epochs import Spec, history_buffers, zero_strengths
 from jaxmlp.metrics import correct, precision_of
@@ -110,6 +117,11 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         `callback_every` costs speed.
       callback_every: ``E >= 1``, the period of `callback` in epochs.
 
+    Ctrl-C (SIGINT) while `fit` trains ends the run after the current call of the compiled
+    program, a whole number of epochs, and returns the result so far (``stop_reason``
+    ``"interrupted after epoch E"``, no warning): continue it with ``initial_epoch=E`` and
+    the returned state. A second Ctrl-C interrupts at once (KeyboardInterrupt).
+
     Returns:
       A `FitResult` ``(params, opt_state, history, stop_reason)``. ``history`` maps names to
       arrays with one row per epoch run: ``epoch`` (1-based, counting `initial_epoch`),
@@ -125,6 +137,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     check_options(grads, callback, callback_every)
     mesh = _placement.resolve_mesh(mesh, devices, _placement.DATA, "fit")
     key = jax.random.key(0) if key is None else key
+    if check_key(key) != ():
+        raise ValueError(f"key must be one PRNG key; got keys of shape {check_key(key)}")
     if mesh is not None and jax.process_count() > 1:
         # Global arrays become host values for the checks; everything else must agree.
         values = jax.tree.map(_placement.host_value, (x, y, validation, params, opt_state))
@@ -132,10 +146,11 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         named = {"x": x, "y": y, "validation": validation, "params": params,
                  "opt_state": opt_state, "key": key, "reg": reg}  # fmt: skip
         _placement.check_same_in_every_process(named)
+    check_params(net, params)
     x, y, xv, yv, batch_size, regs = check_data(net, x, y, validation, loss=loss, reg=reg,
                                                 epochs=epochs, initial_epoch=initial_epoch,
-                                                batch_size=batch_size)  # fmt: skip
-    check_params(net, params)
+                                                batch_size=batch_size,
+                                                dtype=compute_dtype(params))  # fmt: skip
     state = opt.init(params) if opt_state is None else opt_state
     spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle,
                 validation is not None, zero_strengths(regs), mesh)  # fmt: skip
@@ -147,22 +162,23 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     else:
         params, state = _placement.place((params, state), _placement.replicated(mesh), copy=True)
         rest = _placement.place(rest, _placement.replicated(mesh))
-    outcome = train(spec, (params, state, *rest), epochs=epochs, initial_epoch=initial_epoch,
-                    progress=progress, callback=callback, every=callback_every)  # fmt: skip
+    with _placement.running_on(mesh):
+        outcome = train(spec, (params, state, *rest), epochs=epochs, initial_epoch=initial_epoch,
+                        progress=progress, callback=callback, every=callback_every)  # fmt: skip
     reason = stop_reason(outcome, initial_epoch)
-    if reason and not outcome.stopped:
+    if reason and not (outcome.stopped or outcome.interrupted):
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
     return FitResult(outcome.params, outcome.opt_state, outcome.history, reason)
 
 
 def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None) -> str | None:
-    """Why a model stopped early (None if it ran every epoch): it diverged, or the callback."""
+    """Why a model stopped early (None if it ran every epoch): diverged, callback, or SIGINT."""
     k = () if model is None else model
     epoch = initial_epoch + int(outcome.runs[k])
     if outcome.stopped[k]:
         return f"stopped by the callback after epoch {epoch}"
     if outcome.alive[k]:
-        return None
+        return f"interrupted after epoch {epoch}" if outcome.interrupted else None
     diverged = f"diverged at epoch {epoch + 1}: the loss or the parameters became NaN or infinite"
     if model is not None:
         return f"model {model} {diverged}; kept its parameters after epoch {epoch}"
@@ -178,9 +194,8 @@ def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLik
       ``{"loss", "data_loss", "penalty", "accuracy"}`` as Python floats, with accuracy defined
       as in `fit` (regression precision ``std(y)/250`` of this `y`).
     """
-    check_problem(net, x, y, loss, params=params)
+    x, y, _ = check_problem(net, x, y, loss, params=params)
     check_count("batch_size", batch_size, 1)
-    x, y = jnp.asarray(x), jnp.asarray(y)
     pen = float(penalty(params, per_layer(reg, net.n_layers)))
     precision = precision_of(loss, y, x.dtype)
     data_sum, hits = 0.0, 0.0
@@ -204,7 +219,7 @@ def predict(net: MLP, params: Params, x: Any, *, batch_size: int = 4096) -> jax.
     check_params(net, params)
     check_inputs(net, x)
     check_count("batch_size", batch_size, 1)
-    x = jnp.asarray(x)
+    x = jnp.asarray(x, compute_dtype(params))
     starts = range(0, x.shape[0], batch_size)
     outs = [_forward_jit(net, params, x[start : start + batch_size]) for start in starts]
     return jnp.concatenate(outs, axis=0)

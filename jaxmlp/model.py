@@ -18,7 +18,14 @@ import jax
 import jax.numpy as jnp
 
 from jaxmlp import activations as _act
-from jaxmlp._checks import check_choice, check_count, check_inputs, check_key, check_params
+from jaxmlp._checks import (
+    check_choice,
+    check_count,
+    check_inputs,
+    check_key,
+    check_params,
+    compute_dtype,
+)
 
 Params = tuple[dict[str, jax.Array], ...]
 """One ``{"W": (fan_in, fan_out), "b": (fan_out,)}`` dict per layer, input layer first."""
@@ -157,7 +164,7 @@ def forward_intermediates(net: MLP, params: Params,
     """
     check_params(net, params)
     check_inputs(net, x)
-    return intermediates(net, params, x)
+    return intermediates(net, params, jnp.asarray(x, compute_dtype(params)))
 
 
 def intermediates(net: MLP, params: Params,

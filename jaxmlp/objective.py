@@ -40,7 +40,7 @@ def objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: R
     >>> sorted(parts)
     ['data', 'penalty']
     """
-    check_problem(net, x, y, loss, mask, params)
+    x, y, mask = check_problem(net, x, y, loss, mask, params)
     zs, acts = intermediates(net, params, x)
     total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     return total, parts

@@ -154,7 +154,10 @@ def penalty(params, reg: RegLike) -> jax.Array:
         terms = [(r.l1w, W, False), (r.l1b, b, False), (r.l2w, W, True), (r.l2b, b, True)]
         for strength, w, square in terms:  # in this order: the sum is rounded term by term
             if not is_literal_zero(strength):
-                total = total + strength * jnp.sum(w * w if square else jnp.abs(w))
+                s = jnp.asarray(
+                    strength, jnp.result_type(w)
+                )  # the parameters' dtype (README, "Dtypes")
+                total = total + s * jnp.sum(w * w if square else jnp.abs(w))
     return total
 
 
@@ -177,9 +180,11 @@ def add_penalty_grad(g: jax.Array, w: jax.Array, l1: Any, l2: Any) -> jax.Array:
     The seeds' ``λ·sign(w)`` and ``2λw``; a strength that is a literal 0 adds no work.
     """
     if not is_literal_zero(l1):
-        g = g + l1 * l1_sign(w)  # seeds: ∂(λ·Σ|w|)/∂w = λ·sign(w), +λ at 0 (`if weight >= 0: 1`)
+        g = g + jnp.asarray(l1, jnp.result_type(w)) * l1_sign(
+            w
+        )  # seeds: ∂(λ·Σ|w|)/∂w = λ·sign(w), +λ at 0 (`if weight >= 0: 1`)
     if not is_literal_zero(l2):
-        g = g + 2 * l2 * w  # seeds: ∂(λ·Σw²)/∂w = 2λw
+        g = g + 2 * jnp.asarray(l2, jnp.result_type(w)) * w  # seeds: ∂(λ·Σw²)/∂w = 2λw
     return g
 
 

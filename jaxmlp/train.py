@@ -73,7 +73,7 @@ def train_step(net: MLP, opt: Optimizer, params: Params, opt_state: OptState, x:
       at the parameters *before* the update.
     """
     check_choice("grads", grads, GRADS)
-    check_problem(net, x, y, loss, params=params)
+    x, y, _ = check_problem(net, x, y, loss, params=params)
     (value, parts, _), g = value_and_grads(net, params, x, y, loss=loss, reg=reg, grads=grads)
     updates, opt_state = opt.update(g, opt_state, params)
     params = apply_updates(params, updates)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 import jaxmlp as jm
@@ -177,6 +177,8 @@ def four_devices_worker(out_dir):
         "sharded_dots": sorted(_dots(programs[-1])),
     }
 
+    mesh_types_worker(arrays, facts, x, y, params)
+
     # Errors that need several devices.
     def error_of(fn):
         try:
@@ -196,6 +198,48 @@ def four_devices_worker(out_dir):
     np.savez(os.path.join(out_dir, "arrays.npz"), **arrays)
     with open(os.path.join(out_dir, "facts.json"), "w") as f:
         json.dump(facts, f)
+
+
+MESH_TYPES = ("auto", "explicit", "auto-context", "explicit-context")
+
+
+def mesh_types_worker(arrays, facts, x, y, params):
+    """`fit` and `fit_many` on meshes made JAX's way: Auto and Explicit axes, given or current.
+
+    `jax.make_mesh` makes Explicit axes by default; ``jax.set_mesh`` makes a mesh current.
+    """
+    kinds = {"auto": (AxisType.Auto,), "explicit": (AxisType.Explicit,)}
+    kw = dict(loss=LOSS, epochs=3, batch_size=32, key=jax.random.key(3), progress=False)
+    opt = jm.optim.adam(0.02)
+    many = stack([jm.init_params(jax.random.key(s), NET) for s in range(4)])
+    keys = jax.random.split(jax.random.key(8), 4)
+    runs = {"fit/single": jm.fit(NET, params, opt, x, y, **kw)}
+    runs["ens/single"] = fit_many(NET, many, opt, x, y, **{**kw, "key": keys})
+    facts["mesh_devices"], facts["mesh_errors"] = {}, {}
+    for tag in MESH_TYPES:
+        kind, context = tag.split("-")[0], tag.endswith("context")
+        for what, axis in (("fit", "data"), ("ens", "models")):
+            mesh = jax.make_mesh((4,), (axis,), axis_types=kinds[kind])
+            with jax.set_mesh(mesh) if context else contextlib.nullcontext():
+                given = {} if context else {"mesh": mesh}
+                if what == "fit":
+                    r = jm.fit(NET, params, opt, x, y, **kw, **given)
+                else:
+                    r = fit_many(NET, many, opt, x, y, **{**kw, "key": keys}, **given)
+            runs[f"{what}/{tag}"] = r
+            devices = {len(a.sharding.device_set) for a in jax.tree.leaves(r.params)}
+            facts["mesh_devices"][f"{what}/{tag}"] = sorted(devices)
+    for name, r in runs.items():
+        _save_tree(arrays, f"meshes/{name}/params", r.params)
+        _save_tree(arrays, f"meshes/{name}/opt_state", r.opt_state)
+        for k, h in r.history.items():
+            arrays[f"meshes/{name}/history/{k}"] = h
+    # A current mesh without the axis a function splits over is refused, naming it.
+    with jax.set_mesh(jax.make_mesh((4,), ("models",))):
+        try:
+            jm.fit(NET, params, opt, x, y, **kw)
+        except ValueError as e:
+            facts["mesh_errors"]["fit_in_models_mesh"] = str(e)
 
 
 def disagreeing_process_worker(rank, port, out_dir):
@@ -294,6 +338,26 @@ def test_fit_many_on_four_devices_splits_the_models(four_devices):
     assert hidden_product(f["single_dots"], 32, models=4)
     assert hidden_product(f["sharded_dots"], 32)
     assert not hidden_product(f["sharded_dots"], 32, models=4)
+
+
+@pytest.mark.parametrize("tag", MESH_TYPES)
+@pytest.mark.parametrize("what", ["fit", "ens"])
+def test_meshes_of_every_axis_type_equal_one_device(four_devices, what, tag):
+    arrays, facts = four_devices
+    assert facts["mesh_devices"][f"{what}/{tag}"] == [4]  # the run used the mesh's devices
+    prefix = f"meshes/{what}/"
+    single = {k[len(prefix + "single/") :]: v for k, v in arrays.items()
+              if k.startswith(prefix + "single/")}  # fmt: skip
+    assert len(single) > 10
+    for k, v in single.items():
+        got = arrays[f"{prefix}{tag}/{k}"]
+        np.testing.assert_allclose(got, v, rtol=RTOL, atol=ATOL, err_msg=f"{tag} {k}")
+
+
+def test_a_current_mesh_without_the_axis_is_refused(four_devices):
+    _, facts = four_devices
+    message = facts["mesh_errors"]["fit_in_models_mesh"]
+    assert re.search(r"current mesh .*jax.set_mesh.* axes \('models',\).*'data'", message)
 
 
 def test_errors_that_need_several_devices(four_devices):
