@@ -137,6 +137,11 @@ class TrainConfig:
     standardize: str = option("auto", "scale features to mean 0, std 1 on the training split; "
                               "auto: yes for digits and files", DATA,
                               choices=("auto", "yes", "no"))  # fmt: skip
+    task: str = option("auto", "classification (integer class labels, softmax and categorical "
+                       "cross-entropy) or regression (mse, linear output); auto: regression for "
+                       "a float target, several target columns, negative values or more than "
+                       "50 distinct values, else classification", DATA,
+                       choices=("auto", "classification", "regression"))  # fmt: skip
     hidden: str = option("64", "hidden layer sizes, comma-separated; '' for none", MODEL,
                          metavar="N,N,...")  # fmt: skip
     activations: str | None = option(None, f"one per layer, from {', '.join(ACTIVATION_NAMES)} "
@@ -193,7 +198,7 @@ class TrainConfig:
                                    metavar="E", low=1)  # fmt: skip
     resume: bool = option(False, "continue the run whose checkpoint is in --out, with its "
                           "settings", TRAIN, run=False)  # fmt: skip
-    no_plots: bool = option(False, "do not draw PNG plots", TRAIN, run=False)
+    no_plots: bool = option(False, "do not draw PNG plots (kept by --resume)", TRAIN)
     no_progress: bool = option(False, "no progress bar", TRAIN, run=False)
     seeds: int = option(1, "train N models with seeds seed, ..., seed+N-1 (their initial weights "
                         "and shuffles), on the data of --seed or --data-seed", MANY, run=False,

@@ -16,7 +16,6 @@ from typing import Any
 import numpy as np
 
 from jaxmlp import checkpoint
-from jaxmlp.model import MLP
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -58,10 +57,15 @@ def write_csv(path: str, prefix: list[str], tables: list[tuple[list[Any], dict]]
     os.replace(tmp, path)
 
 
-def describe(net: MLP, loss: str, config: dict) -> dict[str, Any]:
-    """The part of ``history.json`` that says what was trained: settings, net and loss."""
+def describe(problem: Any, config: dict) -> dict[str, Any]:
+    """The part of ``history.json`` that says what was trained: settings, net, loss and task.
+
+    ``classes`` is the number of classes of a classification (None for a regression).
+    """
+    net, task = problem.net, problem.task
     layout = {"sizes": list(net.sizes), "activations": list(net.activations)}
-    return {"config": config, "net": layout, "loss": loss}
+    classes = net.out_features if task == "classification" else None
+    return {"config": config, "net": layout, "loss": problem.loss, "task": task, "classes": classes}
 
 
 def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
@@ -69,18 +73,23 @@ def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
     return {k: np.asarray(v).tolist() for k, v in history.items()}
 
 
-def save_model(where, net, params, state, key, config, history, loss, *, final=True) -> None:
+def save_model(where, problem, params, state, key, config, history, *, reason=None,
+               final=True) -> None:  # fmt: skip
     """history.json (and metrics.csv when `final`), then the checkpoint that points at them.
 
-    ``--resume`` needs history.json beside the checkpoint; metrics.csv is for people, and writing
-    it whole at every checkpoint of a long run would cost more than the training.
+    history.json holds the settings, the net, loss and task, the epochs run, the stop reason
+    (`reason`), the final metrics and the history. ``--resume`` needs it beside the checkpoint;
+    metrics.csv is for people, and writing it whole at every checkpoint of a long run would cost
+    more than the training.
     """
     epoch = int(history["epoch"][-1]) if len(history["epoch"]) else 0
     write_json(os.path.join(where, "history.json"),
-               {**describe(net, loss, config), "history": as_lists(history)})  # fmt: skip
+               {**describe(problem, config), "epochs_run": len(history["epoch"]),
+                "stop_reason": reason, "final": final_metrics(history),
+                "history": as_lists(history)})  # fmt: skip
     if final:
         write_csv(os.path.join(where, "metrics.csv"), [], [([], history)])
-    checkpoint.save(os.path.join(where, "checkpoint.npz"), net, params, state, key=key,
+    checkpoint.save(os.path.join(where, "checkpoint.npz"), problem.net, params, state, key=key,
                     metadata={"epoch": epoch, "config": config})  # fmt: skip
 
 
@@ -93,9 +102,13 @@ def load_run(out: str, run_keys: tuple[str, ...]):
     if not os.path.exists(path):
         raise FileNotFoundError(f"--resume: no checkpoint in {out} (looked for {path})")
     ck = checkpoint.load(path)
+    for name in os.listdir(out):  # what writes of a killed run left behind (never complete)
+        if name.startswith(".tmp-") and name.endswith(".npz"):
+            os.remove(os.path.join(out, name))
     config = ck.metadata.get("config")
     if isinstance(config, dict):
-        config.setdefault("data_seed", None)  # checkpoints from before --data-seed
+        # Checkpoints from before --data-seed, --task and saving --no-plots:
+        config = {"data_seed": None, "task": "auto", "no_plots": False, **config}
     if not isinstance(config, dict) or any(k not in config for k in run_keys):
         raise ValueError(f"--resume: {path} was not written by 'jaxmlp train'")
     epoch = int(ck.metadata.get("epoch", 0))
@@ -133,7 +146,7 @@ def save_models(out: str, settings: dict, problem: Any, values: list[dict], resu
     Args:
       out: the run's folder.
       settings: the run's settings (with the seeds and the sweeps).
-      problem: the run's net and loss (`jaxmlp.cli.train.Problem`).
+      problem: the run's net and loss (`jaxmlp.cli.data.Problem`).
       values: per model, its seed and swept values.
       results: per model, its `jaxmlp.FitResult`.
     """
@@ -145,6 +158,6 @@ def save_models(out: str, settings: dict, problem: Any, values: list[dict], resu
                         "stop_reason": r.stop_reason, "final": final_metrics(h),
                         "history": as_lists(h)})  # fmt: skip
         tables.append(([k, *(fmt(v[n]) for n in names)], h))
-    summary = describe(problem.net, problem.loss, settings)
+    summary = describe(problem, settings)
     write_json(os.path.join(out, "history.json"), {**summary, "models": entries})
     write_csv(os.path.join(out, "metrics.csv"), ["model", *names], tables)

@@ -25,21 +25,25 @@ DIR/model_<k>`` continues that model alone) and, with matplotlib, ``curves.png``
 and ``decision_boundary.png`` (the best model by validation accuracy). A summary table, with the
 mean ± std over the seeds of each setting, ends the run.
 
-exit status: 0 done, 1 training (of any model) diverged, 2 bad options or data
+exit status: 0 done, 1 training (of any model) diverged, 2 bad options or data, 130 interrupted
+(SIGINT or SIGTERM: the files are written at the epoch reached; --resume continues)
 
-How a run flows: `run` checks the options, `setup` builds the data, the net and the loss,
-`make_models` each model's optimizer, initial parameters and shuffle key, and `train` calls
-`jaxmlp.fit` (one model) or `jaxmlp.fit_many` (K) once, with a callback that writes the
-checkpoints; `jaxmlp.cli.report` prints the results and draws the plots.
+How a run flows: `run` checks the options, `jaxmlp.cli.data.setup` builds the data, the task,
+the net and the loss, `make_models` each model's optimizer, initial parameters and shuffle key,
+and `train` calls `jaxmlp.fit` (one model) or `jaxmlp.fit_many` (K) once, with a callback that
+writes the checkpoints; `jaxmlp.cli.report` prints the results and draws the plots.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import functools
 import itertools
 import math
 import os
+import signal
 import sys
+import threading
 import time
 import warnings
 from typing import Any, NamedTuple
@@ -48,14 +52,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp import datasets, optim, schedules
-from jaxmlp._checks import check_problem
+from jaxmlp import optim, schedules
 from jaxmlp._driver import Snapshot
 from jaxmlp.cli import outputs, report
-from jaxmlp.cli.config import RUN_KEYS, SWEEPABLE, TrainConfig, check_bounds, default_activations
+from jaxmlp.cli.config import RUN_KEYS, SWEEPABLE, TrainConfig, check_bounds
+from jaxmlp.cli.data import Problem, data_seed, keys, setup
 from jaxmlp.ensemble import FitManyResult, fit_many, stack
 from jaxmlp.fit import FitResult, fit
-from jaxmlp.model import MLP, Params, init_params
+from jaxmlp.model import Params, init_params
 from jaxmlp.regularization import FIELDS as STRENGTHS
 from jaxmlp.regularization import Regularization
 
@@ -63,7 +67,6 @@ HELP = "train a net (default: the book's chapter-14 spiral experiment)"
 DESCRIPTION = __doc__.split("\n", 1)[1].split("\n\nHow a run flows")[0].strip()
 Config = TrainConfig
 FILL = {"sweepable": ", ".join(SWEEPABLE)}
-GENERATED = ("spiral", "vertical", "sine")
 OPTIMIZERS = {  # each optimizer's options, passed as its keyword arguments
     "sgd": ("momentum", "nesterov"),
     "adagrad": ("eps", "eps_root"),
@@ -71,17 +74,6 @@ OPTIMIZERS = {  # each optimizer's options, passed as its keyword arguments
     "adam": ("b1", "b2", "amsgrad", "eps", "eps_root"),
     "adamw": ("b1", "b2", "amsgrad", "eps", "eps_root", "weight_decay"),
 }
-
-
-class Problem(NamedTuple):
-    """What every model of a run shares: the data, the net, the loss, the number of updates."""
-
-    net: MLP
-    loss: str
-    x: jax.Array
-    y: jax.Array
-    validation: tuple[jax.Array, jax.Array] | None
-    total_steps: int
 
 
 class Model(NamedTuple):
@@ -119,7 +111,7 @@ def run(config: TrainConfig) -> int:
             ck, saved, history = outputs.load_run(out, RUN_KEYS)
             config = dataclasses.replace(config, **{k: saved[k] for k in RUN_KEYS})
         elif sweeps or config.seeds > 1:  # many models share the data of --seed
-            config = dataclasses.replace(config, data_seed=_data_seed(config))
+            config = dataclasses.replace(config, data_seed=data_seed(config))
         problem = setup(config)
         models = make_models(config, problem, sweeps)
         if config.resume:  # the one model, in the state the checkpoint holds
@@ -138,19 +130,62 @@ def run(config: TrainConfig) -> int:
     results = train(Run(out, config, settings, problem, models, reg, history))
     seconds = time.perf_counter() - start
     report.report(out, config, problem, [m.values for m in models], results, seconds)
+    return exit_status(out, config, results)
+
+
+def exit_status(out: str, config: TrainConfig, results: list[FitResult]) -> int:
+    """Print why training stopped early, if it did; 130 interrupted, 1 diverged, else 0."""
     reasons = [r.stop_reason for r in results if r.stop_reason]
+    interrupted = [r for r in reasons if r.startswith("interrupted")]
     for reason in reasons:
-        print(f"jaxmlp train: {reason}", file=sys.stderr)
+        if not reason.startswith("interrupted"):
+            print(f"jaxmlp train: {reason}", file=sys.stderr)
+    if interrupted:
+        epoch = interrupted[0].split()[-1]
+        where = f"{out}/model_<k>" if len(results) > 1 else out
+        print(f"jaxmlp train: interrupted at epoch {epoch}; resume with jaxmlp train --resume "
+              f"--out {where} --epochs {config.epochs}", file=sys.stderr)  # fmt: skip
+        return 130
     return 1 if reasons else 0
 
 
-def _data_seed(config: TrainConfig) -> int:
-    return config.seed if config.data_seed is None else config.data_seed
+def interruptible(run_fn):
+    """`run_fn` with SIGTERM treated as Ctrl-C, and Ctrl-C before training as exit status 130.
+
+    While training, `jaxmlp.fit` ends the run at the end of its current call of the compiled
+    program on the first SIGINT; the files are then written as at the end of a run.
+    """
+
+    @functools.wraps(run_fn)
+    def wrapped(config: TrainConfig) -> int:
+        main = threading.current_thread() is threading.main_thread()
+        as_sigint = lambda *_: signal.raise_signal(signal.SIGINT)  # noqa: E731
+        previous = signal.signal(signal.SIGTERM, as_sigint) if main else None
+        try:
+            return run_fn(config)
+        except KeyboardInterrupt:
+            print("jaxmlp train: interrupted before training; nothing written", file=sys.stderr)
+            return 130
+        finally:
+            if main:
+                signal.signal(signal.SIGTERM, previous)
+
+    return wrapped
+
+
+run = interruptible(run)
 
 
 def run_settings(config: TrainConfig) -> dict[str, Any]:
-    """The settings that define a run, as its checkpoint and history.json record them."""
-    return {k: getattr(config, k) for k in RUN_KEYS}
+    """The settings that define a run, as its checkpoint and history.json record them.
+
+    With them the epochs asked for (``--resume`` takes a new count); ``classes`` only for the
+    generated data it applies to.
+    """
+    settings = {k: getattr(config, k) for k in RUN_KEYS}
+    if config.data not in ("spiral", "vertical"):
+        settings["classes"] = None
+    return {**settings, "epochs": config.epochs}
 
 
 def parse_sweeps(config: TrainConfig) -> dict[str, list[Any]]:
@@ -202,70 +237,6 @@ def _sweep_value(name: str, raw: str) -> float | int:
     if value < low:
         raise ValueError(f"--sweep {name}: values must be >= {low}; got {raw}")
     return value
-
-
-def keys(seed: int) -> jax.Array:
-    """The five keys of a run: data, validation draw, validation split, init and shuffles."""
-    return jax.random.split(jax.random.key(seed), 5)
-
-
-def setup(config: TrainConfig) -> Problem:
-    """The data, the net and the loss of the options; the data's errors as one line."""
-    x, y, validation = load_data(config)
-    loss = config.loss or ("categorical_crossentropy" if np.ndim(y) == 1 else "mse")
-    if loss == "categorical_crossentropy":
-        if np.ndim(y) != 1:
-            raise ValueError("--loss categorical_crossentropy needs integer class labels")
-        out_features = int(max(np.max(y), np.max(validation[1]) if validation else 0)) + 1
-    else:
-        out_features = int(np.shape(y)[1]) if np.ndim(y) == 2 else 1
-        if np.ndim(y) == 1:
-            y = jnp.asarray(y, jnp.result_type(float))[:, None]
-            if validation:
-                validation = (validation[0], jnp.asarray(validation[1], y.dtype)[:, None])
-    hidden = tuple(int(v) for v in config.hidden.split(",") if v.strip())
-    activations = default_activations(len(hidden), loss)
-    if config.activations:
-        activations = tuple(a.strip() for a in config.activations.split(","))
-    net = MLP((int(np.shape(x)[1]), *hidden, out_features), activations)
-    for xs, ys in [(x, y)] + ([validation] if validation else []):
-        check_problem(net, xs, ys, loss)
-    batches = math.ceil(len(x) / min(config.batch_size or len(x), len(x)))
-    return Problem(net, loss, x, y, validation, max(1, config.epochs * batches))
-
-
-def load_data(config: TrainConfig):
-    """``(x, y, validation)``: generated, the digits or a file; split and standardized."""
-    data_key, val_key, split_key, _, _ = keys(_data_seed(config))
-    name = config.data
-    if name in GENERATED:
-        samples = config.samples or (1000 if name == "sine" else 100)
-        val_samples = samples if config.val_samples is None else config.val_samples
-        if name == "sine":  # the book validates its sine model on the same deterministic grid
-            x, y = datasets.sine(samples)
-            validation = datasets.sine(val_samples) if val_samples else None
-        else:
-            make = datasets.spiral if name == "spiral" else datasets.vertical
-            x, y = make(data_key, samples, config.classes)
-            validation = make(val_key, val_samples, config.classes) if val_samples else None
-        standardize = config.standardize == "yes"
-    elif name == "digits" or os.path.splitext(name)[1].lower() in (".npz", ".csv"):
-        x, y = datasets.digits() if name == "digits" else datasets.load_arrays(name)
-        fraction = 0.2 if config.val_fraction is None else config.val_fraction
-        validation = None
-        if fraction:
-            (x, y), validation = datasets.train_val_split(split_key, x, y, fraction)
-        standardize = config.standardize != "no"
-    else:
-        raise ValueError(
-            f"--data must be one of spiral, vertical, sine, digits, or a .npz/.csv file; "
-            f"got {name!r}"
-        )
-    if standardize:
-        x, stats = datasets.standardize(x)
-        if validation:
-            validation = (datasets.standardize(validation[0], *stats)[0], validation[1])
-    return jnp.asarray(x), jnp.asarray(y), validation
 
 
 def regularization(config: TrainConfig, n_layers: int, models: list[Model]) -> tuple:
@@ -387,8 +358,9 @@ def save(run: Run, what: Snapshot | list[FitResult], final: bool) -> None:
             state = state._replace(learning_rate=state.learning_rate.schedule)
         # The final results hold the resumed rows already; a snapshot's history starts after them.
         h = result.history if final else _joined(run.history, result.history)
-        outputs.save_model(where, problem.net, result.params, state, model.key,
-                           run_settings(model.config), h, problem.loss, final=final)  # fmt: skip
+        outputs.save_model(where, problem, result.params, state, model.key,
+                           run_settings(model.config), h, reason=result.stop_reason,
+                           final=final)  # fmt: skip
     if many and final:
         outputs.save_models(run.out, run.settings, problem, [m.values for m in run.models], results)
 
