@@ -161,7 +161,7 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
 
 def check_numbers(name: str, x: Any) -> None:
     """Raise TypeError unless `x` holds numbers: an integer, boolean or real floating dtype."""
-    dtype = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
+    dtype = np.dtype(x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype)
     if not (jnp.issubdtype(dtype, jnp.integer) or jnp.issubdtype(dtype, jnp.floating)
             or dtype == np.bool_):  # fmt: skip
         raise TypeError(f"{name} must hold real numbers (integer, boolean or float); got {dtype}")

@@ -56,7 +56,8 @@ def choose_task(config: TrainConfig, y: Any) -> tuple[str, str]:
     if config.task != "auto":
         return config.task, "--task"
     if config.loss:
-        return ("classification" if config.loss == CCE else "regression"), f"--loss {config.loss}"
+        task = "regression" if config.loss in ("mse", "mae") else "classification"
+        return task, f"--loss {config.loss}"
     y = np.asarray(y)
     values, distinct = y.reshape(-1), len(np.unique(y))
     if y.ndim == 2 and y.shape[1] > 1:
