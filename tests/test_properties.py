@@ -64,8 +64,8 @@ settings.register_profile(
     suppress_health_check=[HealthCheck.too_slow],
 )
 settings.register_profile(
-    "thorough",
-    max_examples=5000,
+    "thorough",  # full ranges; HYPOTHESIS_EXAMPLES=N sets the examples per test
+    max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "5000")),
     deadline=None,
     print_blob=True,
     suppress_health_check=[HealthCheck.too_slow],
