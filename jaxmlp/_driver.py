@@ -153,11 +153,13 @@ class Interrupt:
     """
 
     def __init__(self) -> None:
-        self.seen, self.previous = False, None
+        self.seen, self.installed, self.previous = False, False, None
 
     def __enter__(self) -> Interrupt:
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._note)
+            previous = signal.signal(signal.SIGINT, self._note)
+            # (None: a handler not set from Python; Python's own raises KeyboardInterrupt.)
+            self.installed, self.previous = True, previous or signal.default_int_handler
         return self
 
     def _note(self, signum: int, frame: Any) -> None:
@@ -165,7 +167,7 @@ class Interrupt:
         signal.signal(signal.SIGINT, self.previous)
 
     def __exit__(self, *exc: Any) -> None:
-        if self.previous is not None and not self.seen:
+        if self.installed and not self.seen:
             signal.signal(signal.SIGINT, self.previous)
 
 

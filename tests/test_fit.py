@@ -385,3 +385,31 @@ def test_bad_callbacks_are_refused(kwargs, error, match):
     params = jm.init_params(jax.random.key(2), NET)
     with pytest.raises(error, match=match):
         jm.fit(NET, params, jm.optim.sgd(0.1), x, y, loss=LOSS, epochs=2, progress=False, **kwargs)
+
+
+def test_ctrl_c_ends_fit_after_the_current_chunk_and_the_run_continues_exactly():
+    import signal
+
+    net = jm.MLP((2, 8, 3), ("relu", "softmax"))
+    x, y = jm.spiral(jax.random.key(0), samples=10)
+    params = jm.init_params(jax.random.key(1), net)
+    opt = jm.optim.adam(0.01)
+    kw = dict(loss="categorical_crossentropy", batch_size=10, key=jax.random.key(2),
+              progress=False)  # fmt: skip
+
+    def press_ctrl_c(s):
+        if s.epoch == 3:
+            signal.raise_signal(signal.SIGINT)  # as a user's Ctrl-C during the next chunk
+
+    before = signal.getsignal(signal.SIGINT)
+    cut = jm.fit(net, params, opt, x, y, epochs=8, callback=press_ctrl_c, **kw)
+    assert cut.stop_reason == "interrupted after epoch 3"
+    assert len(cut.history["loss"]) == 3
+    assert signal.getsignal(signal.SIGINT) is before  # the handler is the caller's again
+    rest = jm.fit(net, cut.params, opt, x, y, epochs=5, opt_state=cut.opt_state,
+                  initial_epoch=3, **kw)  # fmt: skip
+    straight = jm.fit(net, params, opt, x, y, epochs=8, **kw)
+    chex.assert_trees_all_equal(rest.params, straight.params)
+    np.testing.assert_array_equal(
+        np.concatenate([cut.history["loss"], rest.history["loss"]]), straight.history["loss"]
+    )

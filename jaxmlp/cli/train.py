@@ -150,7 +150,7 @@ def exit_status(out: str, config: TrainConfig, results: list[FitResult]) -> int:
 
 
 def interruptible(run_fn):
-    """`run_fn` with SIGTERM treated as Ctrl-C, and Ctrl-C before training as exit status 130.
+    """`run_fn` with SIGTERM treated as Ctrl-C, and Ctrl-C outside training as exit status 130.
 
     While training, `jaxmlp.fit` ends the run at the end of its current call of the compiled
     program on the first SIGINT; the files are then written as at the end of a run.
@@ -164,7 +164,8 @@ def interruptible(run_fn):
         try:
             return run_fn(config)
         except KeyboardInterrupt:
-            print("jaxmlp train: interrupted before training; nothing written", file=sys.stderr)
+            print("jaxmlp train: interrupted; the last checkpoint written, if any, is intact",
+                  file=sys.stderr)  # fmt: skip
             return 130
         finally:
             if main:
