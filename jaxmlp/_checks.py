@@ -201,6 +201,13 @@ def compute_dtype(params: Any = None) -> Any:
     return dtype
 
 
+def check_forward(net: Any, params: Any, x: Any) -> Any:
+    """Validate a forward pass's `params` and inputs; return `x` in the parameters' dtype."""
+    check_params(net, params)
+    check_inputs(net, x)
+    return jnp.asarray(x, compute_dtype(params))
+
+
 def as_data(x: Any, y: Any, loss: str, dtype: Any, mask: Any = None) -> tuple[Any, Any, Any]:
     """The dtype policy: `x`, float targets and `mask` in `dtype`; class labels as int32.
 

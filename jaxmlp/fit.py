@@ -35,7 +35,7 @@ from jax.sharding import Mesh
 from jaxmlp import _placement
 from jaxmlp._checks import (
     check_count,
-    check_inputs,
+    check_forward,
     check_key,
     check_params,
     check_problem,
@@ -137,8 +137,9 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     check_options(grads, callback, callback_every)
     mesh = _placement.resolve_mesh(mesh, devices, _placement.DATA, "fit")
     key = jax.random.key(0) if key is None else key
-    if check_key(key) != ():
-        raise ValueError(f"key must be one PRNG key; got keys of shape {check_key(key)}")
+    key_shape = check_key(key)
+    if key_shape != ():
+        raise ValueError(f"key must be one PRNG key; got keys of shape {key_shape}")
     if mesh is not None and jax.process_count() > 1:
         # Global arrays become host values for the checks; everything else must agree.
         values = jax.tree.map(_placement.host_value, (x, y, validation, params, opt_state))
@@ -216,10 +217,8 @@ def _eval_batch(net, loss, params, x, y, precision):
 
 def predict(net: MLP, params: Params, x: Any, *, batch_size: int = 4096) -> jax.Array:
     """The network's outputs for `x`, computed in batches of `batch_size` rows."""
-    check_params(net, params)
-    check_inputs(net, x)
+    x = check_forward(net, params, x)
     check_count("batch_size", batch_size, 1)
-    x = jnp.asarray(x, compute_dtype(params))
     starts = range(0, x.shape[0], batch_size)
     outs = [_forward_jit(net, params, x[start : start + batch_size]) for start in starts]
     return jnp.concatenate(outs, axis=0)

@@ -21,10 +21,8 @@ from jaxmlp import activations as _act
 from jaxmlp._checks import (
     check_choice,
     check_count,
-    check_inputs,
+    check_forward,
     check_key,
-    check_params,
-    compute_dtype,
 )
 
 Params = tuple[dict[str, jax.Array], ...]
@@ -162,9 +160,7 @@ def forward_intermediates(net: MLP, params: Params,
       params: as returned by `init_params`.
       x: inputs, shape ``(batch, net.in_features)``.
     """
-    check_params(net, params)
-    check_inputs(net, x)
-    return intermediates(net, params, jnp.asarray(x, compute_dtype(params)))
+    return intermediates(net, params, check_forward(net, params, x))
 
 
 def intermediates(net: MLP, params: Params,

@@ -141,7 +141,7 @@ def exit_status(out: str, config: TrainConfig, results: list[FitResult]) -> int:
         if not reason.startswith("interrupted"):
             print(f"jaxmlp train: {reason}", file=sys.stderr)
     if interrupted:
-        epoch = interrupted[0].split()[-1]
+        epoch = max(int(r.history["epoch"][-1]) for r in results if len(r.history["epoch"]))
         where = f"{out}/model_<k>" if len(results) > 1 else out
         print(f"jaxmlp train: interrupted at epoch {epoch}; resume with jaxmlp train --resume "
               f"--out {where} --epochs {config.epochs}", file=sys.stderr)  # fmt: skip
