@@ -8,6 +8,7 @@ from jaxmlp import (
     activations,
     checkpoint,
     datasets,
+    early_stopping,
     ensemble,
     losses,
     metrics,
@@ -19,6 +20,7 @@ from jaxmlp._driver import Snapshot
 from jaxmlp.backprop import backprop, value_and_backprop
 from jaxmlp.checkpoint import Checkpoint, CheckpointError, load, save
 from jaxmlp.datasets import spiral
+from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.ensemble import FitManyResult, fit_many
 from jaxmlp.fit import FitResult, evaluate, fit, predict
 from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
@@ -33,11 +35,12 @@ __version__ = "0.1.0"
 
 # fmt: off
 __all__ = [
-    "Checkpoint", "CheckpointError", "FitManyResult", "FitResult", "GradcheckReport", "LeafCheck",
-    "MLP", "Params", "Regularization", "Snapshot", "accuracy", "activations", "apply_updates",
-    "backprop", "checkpoint", "datasets", "ensemble", "evaluate", "fit", "fit_many", "forward",
-    "forward_intermediates", "gradcheck", "init_params", "load", "losses", "make_train_step",
-    "metrics", "objective", "optim", "penalty", "penalty_grad", "predict", "save", "schedules",
-    "sharding", "spiral", "train_step", "transforms", "value_and_backprop",
+    "Checkpoint", "CheckpointError", "EarlyStopping", "FitManyResult", "FitResult",
+    "GradcheckReport", "LeafCheck", "MLP", "Params", "Regularization", "Snapshot", "accuracy",
+    "activations", "apply_updates", "backprop", "checkpoint", "datasets", "early_stopping",
+    "ensemble", "evaluate", "fit", "fit_many", "forward", "forward_intermediates", "gradcheck",
+    "init_params", "load", "losses", "make_train_step", "metrics", "objective", "optim", "penalty",
+    "penalty_grad", "predict", "save", "schedules", "sharding", "spiral", "train_step",
+    "transforms", "value_and_backprop",
 ]
 # fmt: on

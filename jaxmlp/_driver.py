@@ -26,8 +26,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp import early_stopping
 from jaxmlp._checks import check_choice, check_count, check_counts, check_problem
-from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, program
+from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, fields, program, select
+from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
 from jaxmlp.regularization import RegLike, per_layer
@@ -72,6 +74,8 @@ class Outcome(NamedTuple):
     runs: np.ndarray  # epochs each model completed
     stopped: np.ndarray  # stopped by the callback (not diverged)
     interrupted: bool  # ended early by SIGINT (Ctrl-C): the models alive then are still alive
+    best_epoch: np.ndarray | None  # early stopping's best epoch per model (0: none), or None
+    early_stopped: np.ndarray  # stopped by early stopping
 
 
 def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch,
@@ -105,14 +109,34 @@ def check_options(grads: Any, callback: Any, callback_every: Any) -> None:
     check_count("callback_every", callback_every, 1)
 
 
+def early_stopping_inputs(spec: Spec, early: Any, params: Any, state: Any, shape: tuple,
+                          dtype: Any) -> tuple[Spec, Any, Any]:  # fmt: skip
+    """`spec` with `early`'s static part, and early stopping's initial state and settings.
+
+    Raises unless `early` is None or a valid `EarlyStopping` whose monitor is a field of the
+    run's history (one number per epoch: not the per-layer weight statistics).
+    """
+    if early is None:
+        return spec, None, None
+    if not isinstance(early, EarlyStopping):
+        raise TypeError(
+            f"early_stopping must be a jaxmlp.EarlyStopping or None; got {type(early).__name__}"
+        )
+    scalar = tuple(k for k in fields(spec) if k != "epoch" and not k.startswith("w_"))
+    watching = early.check(scalar)
+    watch = early_stopping.start(watching, params, state, shape, dtype)
+    return spec._replace(early=watching), watch, early.numbers(dtype)
+
+
 def train(spec: Spec, inputs: tuple, *, epochs: int, initial_epoch: int, progress: bool,
           callback: Callback | None = None, every: int = 1) -> Outcome:  # fmt: skip
     """Run `spec`'s compiled program for `epochs` epochs, or until no model is alive.
 
     Args:
       spec: the program's `Spec`.
-      inputs: ``(params, state, buffers, args, alive)`` as the program takes them, placed (and
-        `params` and `state` copied: the program donates them).
+      inputs: ``(params, state, buffers, args, alive, watch, numbers)`` as the program takes
+        them, placed (and `params` and `state` copied: the program donates them); `watch` and
+        `numbers` are early stopping's state and settings, or None.
       epochs: epochs to run.
       initial_epoch: epochs run before (the numbering, and so the shuffles, continue).
       progress: show a progress bar.
@@ -178,7 +202,9 @@ class Loop:
         self.run, self.many = program(spec), spec.models is not None
         # Epochs run before this call and by it (the history's rows).
         self.initial_epoch, self.done = initial_epoch, 0
-        self.params, self.state, self.buffers, self.args, self.alive = inputs
+        self.params, self.state, self.buffers, self.args, self.alive, self.watch, self.numbers = (
+            inputs
+        )
         self.runs = jnp.zeros(jnp.shape(self.alive), jnp.int32)
         if self.alive.committed:  # placed on a mesh: `runs` goes there too, or calls recompile
             self.runs = jax.device_put(self.runs, self.alive.sharding)
@@ -195,9 +221,9 @@ class Loop:
     def advance(self, count: int) -> int:
         """Call the program for up to `count` epochs; record their rows; return how many ran."""
         first, n = jnp.asarray(self.epoch, jnp.int32), jnp.asarray(count, jnp.int32)
-        self.params, self.state, self.buffers, ran, self.alive, self.runs = self.run(
-            self.params, self.state, first, n, self.alive, self.runs, self.buffers, *self.args
-        )
+        carry = (self.params, self.state, self.alive, self.runs, self.buffers, self.watch)
+        carry, ran = self.run(carry, first, n, self.numbers, *self.args)
+        self.params, self.state, self.alive, self.runs, self.buffers, self.watch = carry
         ran, host = int(ran), jax.device_get(self.buffers)
         for k, v in self.rows.items():
             v[self.done : self.done + ran] = host[k][:ran]
@@ -238,8 +264,14 @@ class Loop:
     def outcome(self, interrupted: bool = False) -> Outcome:
         """What `train` returns."""
         history, runs = self.history(), np.asarray(self.runs)
-        return Outcome(self.params, self.state, history, self.done, self.live, runs, self.stopped,
-                       interrupted)  # fmt: skip
+        params, state, w = self.params, self.state, self.watch
+        best_epoch, early = None, np.zeros(np.shape(self.live), bool)
+        if w is not None:
+            best_epoch, early = np.asarray(w.best_epoch), np.asarray(w.stopped)
+            if w.params is not None:  # restore_best: the best epoch's state, where there is one
+                params, state = select(w.best_epoch > 0, (w.params, w.opt_state), (params, state))
+        return Outcome(params, state, history, self.done, self.live, runs, self.stopped,
+                       interrupted, best_epoch, early)  # fmt: skip
 
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:

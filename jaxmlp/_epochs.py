@@ -30,7 +30,16 @@ from jax.sharding import Mesh
 
 from jaxmlp import _placement
 from jaxmlp._checks import is_concrete
-from jaxmlp.metrics import correct, weight_stats
+from jaxmlp.early_stopping import Watching, watch
+from jaxmlp.metrics import (
+    REGRESSION_FIELDS,
+    correct,
+    regression_metrics,
+    regression_sums,
+    task_of,
+    total_squares,
+    weight_stats,
+)
 from jaxmlp.model import MLP
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, apply_updates, learning_rate_of
@@ -39,7 +48,8 @@ from jaxmlp.train import value_and_grads
 
 MAX_EPOCHS_PER_CALL = 1000  # rows of the history buffers one call fills
 # The history's fields in a readable order (JAX's tree functions sort dict keys).
-ORDER = ("loss", "data_loss", "penalty", "accuracy", "val_loss", "val_accuracy")
+ORDER = ("loss", "data_loss", "penalty", "accuracy", "r2", "rmse", "mae")
+ORDER += ("val_loss", "val_accuracy", "val_r2", "val_rmse", "val_mae")
 ORDER += ("learning_rate", "w_l1", "w_l2", "w_zeros")
 
 
@@ -59,7 +69,10 @@ class Spec(NamedTuple):
 
     ``zeros`` marks, per layer and strength, a concrete 0 whose term is left out of the program.
     ``mesh`` (one model only): every batch's rows are split over its "data" axis. ``models``:
-    None for one model, else how K models share the arguments.
+    None for one model, else how K models share the arguments. ``subsets`` (K models): each
+    trains on its own rows of the data and validates on its own rows of the validation data
+    (`Subsets`); ``n`` is then the longest list of rows. ``early``: the static part of an
+    `jaxmlp.EarlyStopping` (its monitor, direction and whether it keeps the best state), or None.
     """
 
     net: MLP
@@ -73,6 +86,8 @@ class Spec(NamedTuple):
     zeros: tuple[tuple[bool, ...], ...]
     mesh: Mesh | None = None
     models: Models | None = None
+    subsets: bool = False
+    early: Watching | None = None
 
 
 _FEISTEL_ROUNDS = 6
@@ -86,7 +101,7 @@ def _mix(v: jax.Array, k: jax.Array) -> jax.Array:
     return v ^ (v >> 16)
 
 
-def permutation(key: jax.Array, n: int) -> jax.Array:
+def permutation(key: jax.Array, n: int, count: jax.Array | None = None) -> jax.Array:
     """A pseudo-random permutation of ``range(n)`` that is cheap inside a compiled loop.
 
     `jax.random.permutation` sorts random keys, which on a CPU costs more than a whole epoch of
@@ -96,17 +111,32 @@ def permutation(key: jax.Array, n: int) -> jax.Array:
     bijection of ``0 … 2^m − 1``; the values below ``n``, in the order the bijection lists them,
     are a permutation of ``range(n)``. Only elementwise work and one compaction, no sort (about
     0.15 ms for n = 6000).
+
+    With `count` (a traced integer ``<= n``), the first `count` entries are the permutation that
+    ``permutation(key, count)`` gives (the rest are 0): ``m`` follows `count`, so a model
+    training on `count` of ``n`` padded rows shuffles exactly as a run on those rows alone.
     """
-    bits = max(8, math.ceil(math.log2(max(n, 2))))
+    size_bits = max(8, math.ceil(math.log2(max(n, 2))))
+    if count is None:
+        bits, limit = size_bits, n
+    else:  # ⌈log2 count⌉ is the bit length of count − 1
+        c = jnp.maximum(count, 2).astype(jnp.uint32)
+        bits = jnp.maximum(8, 32 - jax.lax.clz(c - 1)).astype(jnp.uint32)
+        limit = count
     width = [bits - bits // 2, bits // 2]  # widths of the halves a, b
+
+    def low(w):  # the mask of the w low bits
+        return (jnp.uint32(1) << w) - jnp.uint32(1)
+
     round_keys = jax.random.bits(key, (_FEISTEL_ROUNDS,), jnp.uint32)
-    i = jnp.arange(1 << bits, dtype=jnp.uint32)
-    a, b = i >> width[1], i & jnp.uint32((1 << width[1]) - 1)
+    i = jnp.arange(1 << size_bits, dtype=jnp.uint32)
+    a, b = i >> width[1], i & low(width[1])
     for r in range(_FEISTEL_ROUNDS):
-        a = a ^ (_mix(b, round_keys[r]) & jnp.uint32((1 << width[0]) - 1))
+        a = a ^ (_mix(b, round_keys[r]) & low(width[0]))
         a, b, width = b, a, width[::-1]
     v = (a << width[1]) | b
-    return v[jnp.nonzero(v < n, size=n)[0]].astype(jnp.int32)
+    keep = v < limit if count is None else (v < limit) & (i <= low(bits))
+    return v[jnp.nonzero(keep, size=n, fill_value=0)[0]].astype(jnp.int32)
 
 
 def zero_strengths(regs: tuple[Regularization, ...]) -> tuple[tuple[bool, ...], ...]:
@@ -142,32 +172,55 @@ def select(keep: jax.Array, new: Any, old: Any) -> Any:
     return jax.tree.map(pick, new, old)
 
 
-def epoch_batches(spec: Spec, epoch: jax.Array, key: jax.Array, x: jax.Array, y: jax.Array):
+class Subsets(NamedTuple):
+    """Per model (a leading axis of K), the rows of the data it trains and validates on.
+
+    ``rows`` ``(K, n)`` indexes the training data, padded to the longest list; the first
+    ``count[k]`` are model k's. ``val_rows`` and ``val_count`` do the same for the validation
+    data; ``precision`` is the regression accuracy's tolerance of each model's training targets.
+    """
+
+    rows: jax.Array
+    count: jax.Array
+    val_rows: jax.Array
+    val_count: jax.Array
+    precision: jax.Array
+
+
+def epoch_batches(spec: Spec, epoch: jax.Array, key: jax.Array, x: jax.Array, y: jax.Array,
+                  subset: Subsets | None = None):  # fmt: skip
     """The epoch's batches stacked ``(n_batches, batch_size, ...)`` and their 0/1 mask (or None).
 
-    One gather per epoch. With a mesh, see `sharded_batches`.
+    One gather per epoch. With a mesh, see `sharded_batches`; with a model's `subset` (one
+    model's entries of `Subsets`), its rows in the order a run on them alone would see, then
+    padding rows masked out.
     """
     n, batch_size = spec.n, spec.batch_size
     n_batches = math.ceil(n / batch_size)
     padded = n_batches * batch_size
-    masked = padded > n  # a short last batch, padded to full size and masked out of the loss
+    masked = padded > n or subset is not None  # padding rows, masked out of the loss
     # One batch of all the data: its order cannot change a mean, so there is nothing to shuffle.
     shuffle = spec.shuffle and n_batches > 1
     if spec.mesh is not None:
         return sharded_batches(spec, shuffle, n_batches, epoch, key, x, y)
-    if shuffle:
+    count = n if subset is None else subset.count
+    order = jnp.arange(n) if masked or shuffle else None
+    if shuffle and subset is None:
         order = permutation(jax.random.fold_in(key, epoch), n)
-    else:
-        order = jnp.arange(n) if masked else None
+    elif shuffle:  # as a run on `count` rows: shuffled unless one batch holds them all
+        shuffled = permutation(jax.random.fold_in(key, epoch), n, count)
+        order = jnp.where(count > batch_size, shuffled, order)
     if masked:
         order = jnp.concatenate([order, jnp.zeros(padded - n, order.dtype)])
+    if subset is not None:
+        order = subset.rows[order]
     if order is not None:
         x, y = x[order], y[order]
 
     def split(a):
         return a.reshape((n_batches, batch_size) + a.shape[1:])
 
-    mask = split((jnp.arange(padded) < n).astype(x.dtype)) if masked else None
+    mask = split((jnp.arange(padded) < count).astype(x.dtype)) if masked else None
     return split(x), split(y), mask
 
 
@@ -204,39 +257,81 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
         xb, yb, m = _placement.constrain((xb, yb, m), _placement.row_sharding(spec.mesh))
     (total, parts, out), g = value_and_grads(spec.net, params, xb, yb, loss=spec.loss, reg=reg,
                                              grads=spec.grads, mask=m)  # fmt: skip
-    updates, state = spec.opt.update(g, state, params)
-    params = apply_updates(params, updates)
+    updates, new_state = spec.opt.update(g, state, params)
+    new_params = apply_updates(params, updates)
+    if spec.subsets:  # a batch of padding only (a model with fewer rows) makes no update
+        new_params, new_state = select(jnp.sum(m) > 0, (new_params, new_state), (params, state))
     hits = correct(spec.loss, out, yb, precision)
-    if m is None:
-        k, hits = spec.batch_size, jnp.sum(hits)
-    else:
-        k, hits = jnp.sum(m), jnp.sum(m * hits)  # k: real examples in the batch
+    k = spec.batch_size if m is None else jnp.sum(m)  # real examples in the batch
     batch_sums = {"loss": k * total, "data_loss": k * parts["data"],
-                  "penalty": k * parts["penalty"], "accuracy": hits}  # fmt: skip
+                  "penalty": k * parts["penalty"],
+                  "accuracy": jnp.sum(hits if m is None else m * hits)}  # fmt: skip
+    if task_of(spec.loss) == "regression":
+        batch_sums |= regression_sums(out, yb, m)
     sums = {name: sums[name] + batch_sums[name] for name in sums}
-    return (params, state, sums), None
+    return (new_params, new_state, sums), None
+
+
+def zero_sums(spec: Spec, dtype: Any) -> dict[str, jax.Array]:
+    """The epoch's running sums before its first batch (`train_batch` adds to them)."""
+    sums = dict.fromkeys(("loss", "data_loss", "penalty", "accuracy"), jnp.zeros((), dtype))
+    if task_of(spec.loss) == "regression":
+        sums |= {"sse": jnp.zeros((spec.net.out_features,), dtype), "sae": jnp.zeros((), dtype)}
+    return sums
+
+
+def training_row(spec: Spec, sums: dict, y: jax.Array, subset: Subsets | None) -> dict:
+    """The epoch's training metrics from its sums: means over the examples, and R², RMSE, MAE."""
+    count = spec.n if subset is None else subset.count
+    row = {k: sums[k] / count for k in ("loss", "data_loss", "penalty", "accuracy")}
+    if task_of(spec.loss) == "regression":
+        if subset is None:
+            sst = total_squares(y)
+        else:
+            sst = total_squares(y[subset.rows], (jnp.arange(spec.n) < count).astype(y.dtype))
+        row |= regression_metrics(sums["sse"], sums["sae"], sst, count)
+    return row
+
+
+def validation_row(spec: Spec, params, xv, yv, reg, precision, subset: Subsets | None) -> dict:
+    """The validation metrics of `params`: data loss, accuracy, and R², RMSE, MAE."""
+    mask = None
+    if subset is not None:
+        xv, yv = xv[subset.val_rows], yv[subset.val_rows]
+        mask = (jnp.arange(xv.shape[0]) < subset.val_count).astype(xv.dtype)
+    parts, out = objective_and_output(spec.net, params, xv, yv, loss=spec.loss, reg=reg,
+                                      mask=mask)[1]  # fmt: skip
+    hits = correct(spec.loss, out, yv, precision)
+    count = xv.shape[0] if mask is None else subset.val_count
+    row = {"val_loss": parts["data"],
+           "val_accuracy": jnp.sum(hits if mask is None else mask * hits) / count}  # fmt: skip
+    if task_of(spec.loss) == "regression":
+        sums = regression_sums(out, yv, mask)
+        metrics = regression_metrics(sums["sse"], sums["sae"], total_squares(yv, mask), count)
+        row |= {"val_" + k: v for k, v in metrics.items()}
+    return row
 
 
 def epoch_function(spec: Spec):
     """One epoch as a pure function, for one model or, under `jax.vmap`, for many.
 
-    ``(params, state, epoch, key, x, y, xv, yv, reg, precision) -> (params, state, row, ok)``,
-    with ``ok`` false when the loss or the new parameters are not finite. `reg` is a tuple with
-    one `Regularization` per layer; the strengths marked in ``spec.zeros`` are taken as 0.
+    ``(params, state, epoch, key, x, y, xv, yv, reg, precision, subset) -> (params, state, row,
+    ok)``, with ``ok`` false when the loss or the new parameters are not finite. `reg` is a
+    tuple with one `Regularization` per layer; the strengths marked in ``spec.zeros`` are taken
+    as 0. `subset` is None, or the model's `Subsets` (its `precision` then replaces the shared).
     """
 
-    def epoch_fn(params, state, epoch, key, x, y, xv, yv, reg, precision):
+    def epoch_fn(params, state, epoch, key, x, y, xv, yv, reg, precision, subset):
         reg = _without_zeros(reg, spec.zeros)
+        precision = precision if subset is None else subset.precision
         step = functools.partial(train_batch, spec, reg=reg, precision=precision)
-        sums = dict.fromkeys(("loss", "data_loss", "penalty", "accuracy"), jnp.zeros((), x.dtype))
-        batches = epoch_batches(spec, epoch, key, x, y)
-        (params, state, sums), _ = jax.lax.scan(step, (params, state, sums), batches)
-        row = {k: v / spec.n for k, v in sums.items()} | weight_stats(params)
+        batches = epoch_batches(spec, epoch, key, x, y, subset)
+        (params, state, sums), _ = jax.lax.scan(step, (params, state, zero_sums(spec, x.dtype)),
+                                                batches)  # fmt: skip
+        row = training_row(spec, sums, y, subset) | weight_stats(params)
         row["learning_rate"] = jnp.asarray(learning_rate_of(state), x.dtype)
         if spec.has_val:
-            parts, out = objective_and_output(spec.net, params, xv, yv, loss=spec.loss, reg=reg)[1]
-            row["val_loss"] = parts["data"]
-            row["val_accuracy"] = jnp.mean(correct(spec.loss, out, yv, precision))
+            row |= validation_row(spec, params, xv, yv, reg, precision, subset)
         finite = [jnp.all(jnp.isfinite(a)) for a in jax.tree.leaves(params)]
         ok = jnp.isfinite(row["loss"]) & jnp.all(jnp.stack(finite))
         return params, state, row, ok
@@ -244,20 +339,23 @@ def epoch_function(spec: Spec):
     return epoch_fn
 
 
-def epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers, *args):
-    """Run up to `count` epochs while any model is alive; row ``i`` of `buffers` gets epoch i.
+def epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args):
+    """Run up to `count` epochs while any model is alive; row ``i`` of the buffers gets epoch i.
 
-    `alive` and `runs` (epochs run so far) are scalars for one model or ``(K,)`` for many. A
-    model whose epoch ends with a non-finite loss or parameters keeps its previous parameters
-    and state, gets NaN in its row and stops; ``done`` counts the rows where any model lived.
+    ``carry`` is ``(params, state, alive, runs, buffers, watch)``; `alive` and `runs` (epochs
+    run so far) are scalars for one model or ``(K,)`` for many. A model whose epoch ends with a
+    non-finite loss or parameters keeps its previous parameters and state, gets NaN in its row
+    and stops; with early stopping (``spec.early``, `watch` its state, `numbers` its settings)
+    a model also stops when `jaxmlp.early_stopping.watch` says so. Returns the carry and
+    ``done``, the number of rows where any model lived.
     """
 
-    def cond(carry):
-        i, _, _, _, alive, _ = carry
+    def cond(loop):
+        i, (_, _, alive, _, _, _) = loop
         return (i < count) & jnp.any(alive)
 
-    def body(carry):
-        i, params, state, buffers, alive, runs = carry
+    def body(loop):
+        i, (params, state, alive, runs, buffers, w) = loop
         new_params, new_state, row, ok = epoch_fn(params, state, first_epoch + i, *args)
         live = alive & ok
         buffers = {
@@ -266,32 +364,41 @@ def epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers
         }
         params, state = select(live, (new_params, new_state), (params, state))
         i, runs = i + jnp.any(live).astype(i.dtype), runs + live.astype(runs.dtype)
-        return i, params, state, buffers, live, runs
+        if spec.early is not None:
+            epoch = first_epoch + i  # the epoch just run, counted from 1
+            w, take, stop = watch(spec.early, w, row[spec.early.monitor], epoch, live, numbers)
+            if spec.early.restore_best:
+                best = select(take, (params, state), (w.params, w.opt_state))
+                w = w._replace(params=best[0], opt_state=best[1])
+            live = live & ~stop
+        return i, (params, state, live, runs, buffers, w)
 
-    init = (jnp.zeros((), jnp.int32), params, state, buffers, alive, runs)
-    done, params, state, buffers, alive, runs = jax.lax.while_loop(cond, body, init)
-    return params, state, buffers, done, alive, runs
+    done, carry = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), carry))
+    return carry, done
 
 
 @functools.lru_cache(maxsize=32)
 def program(spec: Spec):
-    """The compiled loop ``(params, state, first_epoch, count, alive, runs, buffers, *args)``.
+    """The compiled loop ``(carry, first_epoch, count, numbers, *args) -> (carry, done)``.
 
-    ``args`` are ``(key, x, y, xv, yv, regs, precision)``; the result is ``(params, state,
-    buffers, done, alive, runs)``. Cached on the `Spec`, so calling `fit` again with the same
-    net, optimizer object, loss and data size (a loop over seeds or strengths) reuses the
-    compilation. With K models the epoch runs under `jax.vmap` (the program follows its
-    inputs' shardings, so a "models" mesh needs no change here); with a "data" mesh every
-    argument and result is replicated and the batches inside are split.
+    ``carry`` is ``(params, state, alive, runs, buffers, watch)`` (see `epoch_loop`; `watch`
+    and `numbers` are None without early stopping), ``args`` are ``(key, x, y, xv, yv, regs,
+    precision, subsets)``. Cached on the `Spec`, so calling `fit` again with the same net,
+    optimizer object, loss and data size (a loop over seeds or strengths) reuses the
+    compilation. With K models the epoch runs under `jax.vmap` (the program follows its inputs'
+    shardings, so a "models" mesh needs no change here); with a "data" mesh every argument and
+    result is replicated and the batches inside are split.
     """
     epoch_fn = epoch_function(spec)
     if spec.models is not None:
         reg_spec = tuple(Regularization(*row) for row in spec.models.reg_axes)
-        in_axes = (0, 0, None, spec.models.key_axis, None, None, None, None, reg_spec, None)
+        subsets_axis = 0 if spec.subsets else None
+        in_axes = (0, 0, None, spec.models.key_axis, None, None, None, None, reg_spec, None,
+                   subsets_axis)  # fmt: skip
         epoch_fn = jax.vmap(epoch_fn, in_axes=in_axes)
 
-    def loop(params, state, first_epoch, count, alive, runs, buffers, *args):
-        return epoch_loop(epoch_fn, params, state, first_epoch, count, alive, runs, buffers, *args)
+    def loop(carry, first_epoch, count, numbers, *args):
+        return epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args)
 
     # Compile logs (jax.log_compiles) name the program after its caller.
     loop.__name__ = "_fit_epochs" if spec.models is None else "_fit_many_epochs"
@@ -299,7 +406,15 @@ def program(spec: Spec):
     if spec.mesh is not None:
         everywhere = _placement.replicated(spec.mesh)
         shardings = dict(in_shardings=everywhere, out_shardings=everywhere)
-    return jax.jit(loop, donate_argnums=(0, 1, 6), **shardings)
+    return jax.jit(loop, donate_argnums=0, **shardings)
+
+
+def fields(spec: Spec) -> tuple[str, ...]:
+    """The history's fields for `spec` (``val_`` ones with validation, R² … for a regression)."""
+    regression = task_of(spec.loss) == "regression"
+    names = [k for k in ORDER if spec.has_val or not k.startswith("val_")]
+    names = [k for k in names if regression or k.removeprefix("val_") not in REGRESSION_FIELDS]
+    return ("epoch", *names)
 
 
 def history_buffers(spec: Spec, dtype: Any, models: int | None = None) -> dict[str, jax.Array]:
@@ -308,6 +423,6 @@ def history_buffers(spec: Spec, dtype: Any, models: int | None = None) -> dict[s
     Each is ``(MAX_EPOCHS_PER_CALL, [K,] ...)``; the per-layer weight statistics add an axis.
     """
     lead = (MAX_EPOCHS_PER_CALL,) + (() if models is None else (models,))
-    names = [k for k in ORDER if spec.has_val or not k.startswith("val_")]
+    names = [k for k in fields(spec) if k != "epoch"]
     per_layer = (spec.net.n_layers,)  # the axis of the weight statistics w_l1, w_l2, w_zeros
     return {k: jnp.zeros(lead + (per_layer if k.startswith("w_") else ()), dtype) for k in names}

@@ -26,8 +26,9 @@ from jax.sharding import PartitionSpec as P
 
 from jaxmlp import _placement
 from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
-from jaxmlp._driver import Callback, check_data, check_options, train
-from jaxmlp._epochs import Models, Spec, history_buffers, zero_strengths
+from jaxmlp._driver import Callback, check_data, check_options, early_stopping_inputs, train
+from jaxmlp._epochs import Models, Spec, Subsets, history_buffers, zero_strengths
+from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.fit import FitResult, stop_reason
 from jaxmlp.metrics import precision_of
 from jaxmlp.model import MLP, Params
@@ -45,6 +46,8 @@ class FitManyResult(NamedTuple):
         diverged has NaN in the rows after its last good epoch.
       stop_reasons: one per model: None when every epoch ran, else why it stopped early.
       epochs_run: ``(K,)`` epochs each model completed.
+      best_epochs: with early stopping, ``(K,)`` each model's best epoch (1-based; 0 when none
+        counted); without, None.
     """
 
     params: Params
@@ -52,12 +55,14 @@ class FitManyResult(NamedTuple):
     history: dict[str, np.ndarray]
     stop_reasons: tuple[str | None, ...]
     epochs_run: np.ndarray
+    best_epochs: np.ndarray | None = None
 
     def model(self, k: int) -> FitResult:
         """Model `k`'s result as `jaxmlp.fit` returns it (history cut to its epochs)."""
         params, opt_state = take((self.params, self.opt_state), k)
         history = {name: h[k, : self.epochs_run[k]] for name, h in self.history.items()}
-        return FitResult(params, opt_state, history, self.stop_reasons[k])
+        best = None if self.best_epochs is None else int(self.best_epochs[k]) or None
+        return FitResult(params, opt_state, history, self.stop_reasons[k], best)
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -162,6 +167,58 @@ def _key_axis(key: Any, K: int) -> int | None:
     )
 
 
+def _rows(name: str, rows: Any, K: int, n: int, of: str) -> list[np.ndarray]:
+    """`rows` as K non-empty int arrays of indices into `n` rows, with errors that name them."""
+    if isinstance(rows, (str, bytes)) or not hasattr(rows, "__len__") or len(rows) != K:
+        got = len(rows) if hasattr(rows, "__len__") else type(rows).__name__
+        raise ValueError(f"{name} must hold K = {K} index arrays, one per model; got {got}")
+    out = []
+    for k, r in enumerate(rows):
+        r = np.asarray(r)
+        if r.ndim != 1 or not r.size or not np.issubdtype(r.dtype, np.integer):
+            raise ValueError(
+                f"{name}[{k}] must be a non-empty 1-D array of integer row indices; got "
+                f"shape {r.shape} of {r.dtype}"
+            )
+        if r.min() < 0 or r.max() >= n:
+            bad = int(r[(r < 0) | (r >= n)][0])
+            raise ValueError(f"{name}[{k}] indexes {of} of {n} rows, 0 to {n - 1}; got {bad}")
+        out.append(r.astype(np.int32))
+    return out
+
+
+def _padded(lists: list[np.ndarray]) -> tuple[jax.Array, jax.Array]:
+    """K index arrays as one ``(K, longest)`` array padded with 0, and their lengths."""
+    longest = max(len(r) for r in lists)
+    rows = np.zeros((len(lists), longest), np.int32)
+    for k, r in enumerate(lists):
+        rows[k, : len(r)] = r
+    return jnp.asarray(rows), jnp.asarray([len(r) for r in lists], jnp.int32)
+
+
+def subsets(rows: Any, validation_rows: Any, K: int, y: jax.Array, n_val: int | None,
+            loss: str, dtype: Any) -> Subsets | None:  # fmt: skip
+    """`fit_many`'s per-model rows as `jaxmlp._epochs.Subsets`, or None when neither is given.
+
+    Without `rows` every model trains on all the rows; without `validation_rows` every model
+    validates on all the validation rows.
+    """
+    if rows is None and validation_rows is None:
+        return None
+    if validation_rows is not None and n_val is None:
+        raise ValueError(
+            "validation_rows index the validation data: pass validation=(x_val, y_val) as well "
+            "(for cross-validation, the training data itself)"
+        )
+    n = y.shape[0]
+    train = [np.arange(n)] * K if rows is None else _rows("rows", rows, K, n, "the data")
+    val = [np.arange(n_val or 1)] * K
+    if validation_rows is not None:
+        val = _rows("validation_rows", validation_rows, K, n_val, "the validation data")
+    precision = jnp.stack([precision_of(loss, y[r], dtype) for r in train])
+    return Subsets(*_padded(train), *_padded(val), precision)
+
+
 def _check_mesh(mesh: Mesh | None, K: int) -> None:
     if mesh is not None and jax.process_count() > 1:
         raise ValueError(
@@ -184,7 +241,8 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
              shuffle: bool = True, grads: str = "autodiff", opt_state: OptState | None = None,
              initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
              devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
-             callback_every: int = 1) -> FitManyResult:  # fmt: skip
+             callback_every: int = 1, early_stopping: EarlyStopping | None = None,
+             rows: Any = None, validation_rows: Any = None) -> FitManyResult:  # fmt: skip
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
     Model ``k`` follows `jaxmlp.fit` exactly: for every mini-batch
@@ -229,9 +287,20 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
         True (stop all) or K bools (stop those models: they keep their state, their later rows
         are NaN and ``stop_reasons`` says so).
       callback_every: the period of `callback` in epochs.
+      early_stopping: a `jaxmlp.EarlyStopping`, applied to each model on its own inside the
+        compiled loop: a model that stops is frozen (NaN in its later rows), the others go on,
+        and the program ends when all have stopped. ``result.best_epochs`` holds each model's
+        best epoch; with ``restore_best`` its parameters and state are that epoch's.
+      rows: K index arrays into ``(x, y)``, one per model, of any lengths (repeats allowed: a
+        bootstrap resample): model k trains on ``x[rows[k]], y[rows[k]]`` exactly as
+        ``fit(..., x[rows[k]], y[rows[k]])`` would (the same shuffles and batches), while the
+        data is held once. Inside, the lists are padded to the longest and the padding masked.
+      validation_rows: K index arrays into the validation data: model k validates on those
+        rows. For cross-validation pass ``validation=(x, y)`` and the held-out rows
+        (`jaxmlp.cross_validate` does).
 
     Returns:
-      A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run)``;
+      A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run, best_epochs)``;
       ``result.model(k)`` is model k's `jaxmlp.FitResult`.
 
     >>> from jaxmlp.ensemble import fit_many, stack
@@ -263,22 +332,31 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
     params, state = jax.tree.map(jnp.array, (params, state))
-    spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle, validation is not None,
-                zero_strengths(regs), models=Models(reg_axes, key_axis))  # fmt: skip
-    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))
-    inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool))
+    split = subsets(rows, validation_rows, K, y, xv.shape[0] if validation else None, loss,
+                    x.dtype)  # fmt: skip
+    n = x.shape[0] if split is None else split.rows.shape[1]
+    spec = Spec(net, opt, loss, grads, n, min(batch_size, n), shuffle, validation is not None,
+                zero_strengths(regs), models=Models(reg_axes, key_axis),
+                subsets=split is not None)  # fmt: skip
+    spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (K,),
+                                                 x.dtype)  # fmt: skip
+    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), split)
+    inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool),
+              watch, numbers)  # fmt: skip
     if mesh is not None:
         inputs = _place_models(mesh, inputs, reg_axes, key_axis)
     with _placement.running_on(mesh):
         outcome = train(spec, inputs, epochs=epochs, initial_epoch=initial_epoch,
                         progress=progress, callback=callback, every=callback_every)  # fmt: skip
-    reasons = tuple(stop_reason(outcome, initial_epoch, k) for k in range(K))
-    diverged = [k for k in range(K) if not outcome.alive[k] and not outcome.stopped[k]]
+    reasons = tuple(stop_reason(outcome, initial_epoch, k, early_stopping) for k in range(K))
+    ended = outcome.alive | outcome.stopped | outcome.early_stopped
+    diverged = [k for k in range(K) if not ended[k]]
     if diverged:
         warnings.warn(f"{len(diverged)} of {K} models diverged (models {diverged}); they kept "
                       "their last good parameters and the others went on. See result.stop_reasons.",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
-    return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs)
+    return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs,
+                         outcome.best_epoch)  # fmt: skip
 
 
 def _place_models(mesh, inputs, reg_axes, key_axis):
@@ -287,11 +365,14 @@ def _place_models(mesh, inputs, reg_axes, key_axis):
     The compiled program follows its inputs' shardings: every per-model array is split along
     its K axis, so each device runs K/D models and the program needs no change.
     """
-    params, state, buffers, (key, x, y, xv, yv, regs, precision), alive = inputs
+    params, state, buffers, (key, x, y, xv, yv, regs, precision, split), alive, watch, numbers = (
+        inputs
+    )
     models = NamedSharding(mesh, P(_placement.MODELS))
     # The sharding of an argument by its models axis: 0 (one per model) or None (shared).
     by_axis = {0: models, None: _placement.replicated(mesh)}
-    params, state = _placement.place((params, state), models, copy=True)
+    params, state, split, watch = _placement.place((params, state, split, watch), models, copy=True)
+    numbers = _placement.place(numbers, by_axis[None])
     # History rows are (epochs, K, ...): the models axis is the second.
     buffers = _placement.place(buffers, NamedSharding(mesh, P(None, _placement.MODELS)))
     reg_shardings = tuple(
@@ -300,4 +381,5 @@ def _place_models(mesh, inputs, reg_axes, key_axis):
     regs = _placement.place(regs, reg_shardings)
     key, alive = _placement.place(key, by_axis[key_axis]), _placement.place(alive, models)
     x, y, xv, yv, precision = _placement.place((x, y, xv, yv, precision), by_axis[None])
-    return params, state, buffers, (key, x, y, xv, yv, regs, precision), alive
+    args = (key, x, y, xv, yv, regs, precision, split)
+    return params, state, buffers, args, alive, watch, numbers

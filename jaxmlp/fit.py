@@ -41,9 +41,24 @@ from jaxmlp._checks import (
     check_problem,
     compute_dtype,
 )
-from jaxmlp._driver import Callback, Outcome, check_data, check_options, train
+from jaxmlp._driver import (
+    Callback,
+    Outcome,
+    check_data,
+    check_options,
+    early_stopping_inputs,
+    train,
+)
 from jaxmlp._epochs import Spec, history_buffers, zero_strengths
-from jaxmlp.metrics import correct, precision_of
+from jaxmlp.early_stopping import EarlyStopping
+from jaxmlp.metrics import (
+    correct,
+    precision_of,
+    regression_metrics,
+    regression_sums,
+    task_of,
+    total_squares,
+)
 from jaxmlp.model import MLP, Params, forward
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, OptState
@@ -58,12 +73,15 @@ class FitResult(NamedTuple):
       opt_state: the optimizer state that goes with them.
       history: per-epoch metrics, a dict of NumPy arrays (see `fit`).
       stop_reason: None when every epoch ran, else why the run stopped early.
+      best_epoch: with early stopping, the best epoch (1-based, counting ``initial_epoch``;
+        None when no epoch counted); without, None.
     """
 
     params: Params
     opt_state: OptState
     history: dict[str, np.ndarray]
     stop_reason: str | None
+    best_epoch: int | None = None
 
 
 def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
@@ -72,7 +90,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         shuffle: bool = True, grads: str = "autodiff", opt_state: OptState | None = None,
         initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
         devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
-        callback_every: int = 1) -> FitResult:  # fmt: skip
+        callback_every: int = 1,
+        early_stopping: EarlyStopping | None = None) -> FitResult:  # fmt: skip
     """Train `net` on ``(x, y)`` for `epochs` epochs of mini-batch updates.
 
     Args:
@@ -116,6 +135,11 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         checkpoints this way. Each call ends a call of the compiled program, so a small
         `callback_every` costs speed.
       callback_every: ``E >= 1``, the period of `callback` in epochs.
+      early_stopping: a `jaxmlp.EarlyStopping`: stop when its monitored history field stops
+        improving, decided inside the compiled loop after every epoch (rule:
+        `jaxmlp.early_stopping`). ``result.best_epoch`` is the best epoch; with
+        ``restore_best`` (the default) ``result.params`` and ``result.opt_state`` are that
+        epoch's, whether or not the run stopped early (the history still has every epoch run).
 
     Ctrl-C (SIGINT) while `fit` trains ends the run after the current call of the compiled
     program, a whole number of epochs, and returns the result so far (``stop_reason``
@@ -155,8 +179,9 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     state = opt.init(params) if opt_state is None else opt_state
     spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle,
                 validation is not None, zero_strengths(regs), mesh)  # fmt: skip
-    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype))
-    rest = (history_buffers(spec, x.dtype), args, jnp.asarray(True))
+    spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (), x.dtype)
+    args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), None)
+    rest = (history_buffers(spec, x.dtype), args, jnp.asarray(True), watch, numbers)
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
     if mesh is None:
         params, state = jax.tree.map(jnp.array, (params, state))
@@ -166,18 +191,28 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     with _placement.running_on(mesh):
         outcome = train(spec, (params, state, *rest), epochs=epochs, initial_epoch=initial_epoch,
                         progress=progress, callback=callback, every=callback_every)  # fmt: skip
-    reason = stop_reason(outcome, initial_epoch)
-    if reason and not (outcome.stopped or outcome.interrupted):
+    reason = stop_reason(outcome, initial_epoch, early=early_stopping)
+    if reason and not (outcome.stopped or outcome.interrupted or outcome.early_stopped):
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
-    return FitResult(outcome.params, outcome.opt_state, outcome.history, reason)
+    best = None if outcome.best_epoch is None else int(outcome.best_epoch) or None
+    return FitResult(outcome.params, outcome.opt_state, outcome.history, reason, best)
 
 
-def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None) -> str | None:
-    """Why a model stopped early (None if it ran every epoch): diverged, callback, or SIGINT."""
+def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None,
+                early: EarlyStopping | None = None) -> str | None:  # fmt: skip
+    """Why a model stopped early (None if it ran every epoch).
+
+    Diverged, stopped by early stopping (`early`) or by the callback, or interrupted (SIGINT).
+    """
     k = () if model is None else model
     epoch = initial_epoch + int(outcome.runs[k])
     if outcome.stopped[k]:
         return f"stopped by the callback after epoch {epoch}"
+    if outcome.early_stopped[k]:
+        best = int(outcome.best_epoch[k])
+        kept = f"; kept the parameters of epoch {best}" if early.restore_best else ""
+        return (f"early stopping: {early.monitor} did not improve for {early.patience} epochs; "
+                f"stopped after epoch {epoch} (best epoch {best}){kept}")  # fmt: skip
     if outcome.alive[k]:
         return f"interrupted after epoch {epoch}" if outcome.interrupted else None
     diverged = f"diverged at epoch {epoch + 1}: the loss or the parameters became NaN or infinite"
@@ -193,26 +228,36 @@ def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLik
 
     Returns:
       ``{"loss", "data_loss", "penalty", "accuracy"}`` as Python floats, with accuracy defined
-      as in `fit` (regression precision ``std(y)/250`` of this `y`).
+      as in `fit` (regression precision ``std(y)/250`` of this `y`); for ``mse`` and ``mae``
+      also ``"r2"``, ``"rmse"`` and ``"mae"`` (`jaxmlp.metrics`).
     """
     x, y, _ = check_problem(net, x, y, loss, params=params)
     check_count("batch_size", batch_size, 1)
     pen = float(penalty(params, per_layer(reg, net.n_layers)))
     precision = precision_of(loss, y, x.dtype)
-    data_sum, hits = 0.0, 0.0
+    sums = None
     for start in range(0, x.shape[0], batch_size):
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
-        d, c = _eval_batch(net, loss, params, xb, yb, precision)
-        data_sum, hits = data_sum + float(d) * len(xb), hits + float(c)
+        batch = _eval_batch(net, loss, params, xb, yb, precision)
+        sums = batch if sums is None else jax.tree.map(jnp.add, sums, batch)
     n = x.shape[0]
-    return {"loss": data_sum / n + pen, "data_loss": data_sum / n, "penalty": pen,
-            "accuracy": hits / n}  # fmt: skip
+    data = float(sums["data"]) / n
+    out = {"loss": data + pen, "data_loss": data, "penalty": pen,
+           "accuracy": float(sums["hits"]) / n}  # fmt: skip
+    if task_of(loss) == "regression":
+        metrics = regression_metrics(sums["sse"], sums["sae"], total_squares(y), n)
+        out |= {k: float(v) for k, v in metrics.items()}
+    return out
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
 def _eval_batch(net, loss, params, x, y, precision):
+    """A batch's sums: data loss times its rows, correct examples, and squared/absolute errors."""
     _, (parts, out) = objective_and_output(net, params, x, y, loss=loss)
-    return parts["data"], jnp.sum(correct(loss, out, y, precision))
+    sums = {"data": parts["data"] * x.shape[0], "hits": jnp.sum(correct(loss, out, y, precision))}
+    if task_of(loss) == "regression":
+        sums |= regression_sums(out, y)
+    return sums
 
 
 def predict(net: MLP, params: Params, x: Any, *, batch_size: int = 4096) -> jax.Array:

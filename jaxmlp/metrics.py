@@ -8,6 +8,17 @@ The accuracy rule (`correct`) depends on the loss the net is trained with:
   ``precision = std(y_train) / 250``.
 
 `jaxmlp.fit`'s history, `jaxmlp.evaluate`, `accuracy` and the plots all use it.
+
+For regression (``mse``, ``mae``) the headline metrics are `r2`, `rmse` and `mae`, computed
+from sums (`regression_sums`, `total_squares`) so that a compiled epoch can accumulate them
+over its batches and `regression_metrics` turn them into numbers:
+
+- ``rmse = √(Σ(ŷ − y)² / (n·outputs))`` and ``mae = Σ|ŷ − y| / (n·outputs)``, over every
+  element, as the losses average;
+- ``r2`` = the mean over the outputs of ``1 − Σ(ŷ − y)² / Σ(y − ȳ)²``, with ``ȳ`` the mean of
+  the scored rows (scikit-learn's ``r2_score``, ``multioutput="uniform_average"``); an output
+  whose target is constant scores 1 if it is predicted exactly, else 0 (scikit-learn's
+  ``force_finite``).
 """
 
 from __future__ import annotations
@@ -102,6 +113,78 @@ def regression_accuracy(outputs: jax.Array, y: jax.Array, precision: Any = None)
         raise ValueError(f"y must have the shape of outputs {outputs.shape}; got {y.shape}")
     precision = precision_of("mse", y) if precision is None else precision
     return jnp.mean(correct("mse", outputs, y, precision))
+
+
+REGRESSION_FIELDS = ("r2", "rmse", "mae")
+
+
+def regression_sums(outputs: jax.Array, y: jax.Array, mask: Any = None) -> dict[str, jax.Array]:
+    """``{"sse": Σ(ŷ − y)² per output, "sae": Σ|ŷ − y|}`` over the rows (`mask`: 0/1 per row)."""
+    err = outputs - y
+    if mask is not None:
+        err = err * mask[:, None]
+    return {"sse": jnp.sum(err * err, axis=0), "sae": jnp.sum(jnp.abs(err))}
+
+
+def total_squares(y: jax.Array, mask: Any = None) -> jax.Array:
+    """``Σ(y − ȳ)²`` per output over the rows (those of `mask`), ``ȳ`` their mean."""
+    if mask is None:
+        return jnp.sum((y - jnp.mean(y, axis=0, keepdims=True)) ** 2, axis=0)
+    m = mask[:, None]
+    mean = jnp.sum(m * y, axis=0, keepdims=True) / jnp.sum(mask)
+    return jnp.sum(m * (y - mean) ** 2, axis=0)
+
+
+def regression_metrics(sse: Any, sae: Any, sst: Any, count: Any) -> dict[str, jax.Array]:
+    """``{"r2", "rmse", "mae"}`` from `regression_sums` and `total_squares` over `count` rows."""
+    sse, sst = jnp.asarray(sse), jnp.asarray(sst)
+    elements = count * sse.shape[-1]
+    exact = jnp.where(sse == 0, 1.0, 0.0).astype(sse.dtype)
+    r2 = jnp.where(sst > 0, 1 - sse / jnp.where(sst > 0, sst, 1), exact)
+    return {"r2": jnp.mean(r2, axis=-1), "rmse": jnp.sqrt(jnp.sum(sse, axis=-1) / elements),
+            "mae": sae / elements}  # fmt: skip
+
+
+def _regression_pair(outputs: Any, y: Any) -> tuple[jax.Array, jax.Array]:
+    outputs, y = jnp.asarray(outputs), jnp.asarray(y)
+    if outputs.ndim == 1:
+        outputs = outputs[:, None]
+    if y.ndim == 1:
+        y = y[:, None]
+    if outputs.ndim != 2 or outputs.shape != y.shape:
+        raise ValueError(f"y must have the shape of outputs {outputs.shape}; got {y.shape}")
+    return outputs, y.astype(outputs.dtype)
+
+
+def r2(outputs: Any, y: Any) -> jax.Array:
+    """The coefficient of determination (see the module's docstring), averaged over outputs.
+
+    >>> r2(jnp.array([[1.0], [2.0], [3.0]]), jnp.array([[1.0], [2.0], [4.0]]))
+    Array(0.78571427, dtype=float32)
+    """
+    outputs, y = _regression_pair(outputs, y)
+    sums = regression_sums(outputs, y)
+    return regression_metrics(sums["sse"], sums["sae"], total_squares(y), y.shape[0])["r2"]
+
+
+def rmse(outputs: Any, y: Any) -> jax.Array:
+    """The root of the mean squared error over every element.
+
+    >>> rmse(jnp.array([[0.0], [2.0]]), jnp.array([[0.0], [0.0]]))
+    Array(1.4142135, dtype=float32)
+    """
+    outputs, y = _regression_pair(outputs, y)
+    return jnp.sqrt(jnp.mean((outputs - y) ** 2))
+
+
+def mae(outputs: Any, y: Any) -> jax.Array:
+    """The mean absolute error over every element.
+
+    >>> mae(jnp.array([[0.0], [2.0]]), jnp.array([[1.0], [1.0]]))
+    Array(1., dtype=float32)
+    """
+    outputs, y = _regression_pair(outputs, y)
+    return jnp.mean(jnp.abs(outputs - y))
 
 
 def weight_stats(params: Params) -> dict[str, jax.Array]:
