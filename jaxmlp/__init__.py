@@ -10,11 +10,14 @@ from jaxmlp import (
     datasets,
     early_stopping,
     ensemble,
+    halving,
     losses,
     metrics,
     optim,
     schedules,
+    selection,
     sharding,
+    stats,
 )
 from jaxmlp._driver import Snapshot
 from jaxmlp.backprop import backprop, value_and_backprop
@@ -24,23 +27,26 @@ from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.ensemble import FitManyResult, fit_many
 from jaxmlp.fit import FitResult, evaluate, fit, predict
 from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
+from jaxmlp.halving import HalvingResult, successive_halving
 from jaxmlp.metrics import accuracy
 from jaxmlp.model import MLP, Params, forward, forward_intermediates, init_params
 from jaxmlp.objective import objective
 from jaxmlp.optim import apply_updates, transforms
 from jaxmlp.regularization import Regularization, penalty, penalty_grad
+from jaxmlp.selection import CVResult, cross_validate
 from jaxmlp.train import make_train_step, train_step
 
 __version__ = "0.1.0"
 
 # fmt: off
 __all__ = [
-    "Checkpoint", "CheckpointError", "EarlyStopping", "FitManyResult", "FitResult",
-    "GradcheckReport", "LeafCheck", "MLP", "Params", "Regularization", "Snapshot", "accuracy",
-    "activations", "apply_updates", "backprop", "checkpoint", "datasets", "early_stopping",
-    "ensemble", "evaluate", "fit", "fit_many", "forward", "forward_intermediates", "gradcheck",
-    "init_params", "load", "losses", "make_train_step", "metrics", "objective", "optim", "penalty",
-    "penalty_grad", "predict", "save", "schedules", "sharding", "spiral", "train_step",
-    "transforms", "value_and_backprop",
+    "CVResult", "Checkpoint", "CheckpointError", "EarlyStopping", "FitManyResult", "FitResult",
+    "GradcheckReport", "HalvingResult", "LeafCheck", "MLP", "Params", "Regularization", "Snapshot",
+    "accuracy", "activations", "apply_updates", "backprop", "checkpoint", "cross_validate",
+    "datasets", "early_stopping", "ensemble", "evaluate", "fit", "fit_many", "forward",
+    "forward_intermediates", "gradcheck", "halving", "init_params", "load", "losses",
+    "make_train_step", "metrics", "objective", "optim", "penalty", "penalty_grad", "predict",
+    "save", "schedules", "selection", "sharding", "spiral", "stats", "successive_halving",
+    "train_step", "transforms", "value_and_backprop",
 ]
 # fmt: on
