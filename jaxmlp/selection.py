@@ -160,9 +160,10 @@ def cross_validate(net: MLP, key: jax.Array, opt: Optimizer, x: Any, y: Any, *, 
     split = fold_rows(fold_key, y, folds, stratify and task_of(loss) == "classification")
     regs, V = _values(per_layer(reg, net.n_layers), hyperparams)
     value, seed, fold = (a.reshape(-1) for a in np.indices((V, seeds, folds)))
-    dtype = np.result_type(x) if np.issubdtype(np.result_type(x), np.floating) else float
+    given = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
+    dtype = given if np.issubdtype(given, np.floating) else jnp.result_type(float)
     keys = jax.random.split(init_key, seeds)
-    starts = [init_params(k, net, init, dtype=jnp.dtype(dtype)) for k in keys]
+    starts = [init_params(k, net, init, dtype=dtype) for k in keys]
     params = stack([starts[s] for s in seed])
     states = [opt.init(starts[s]) for s in seed]
     for name, values in (hyperparams or {}).items():
