@@ -29,7 +29,7 @@ import numpy as np
 from jaxmlp import early_stopping
 from jaxmlp._checks import check_choice, check_count, check_counts, check_problem
 from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, fields, program, select
-from jaxmlp.early_stopping import EarlyStopping
+from jaxmlp.early_stopping import EarlyStopping, Watch
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
 from jaxmlp.regularization import RegLike, per_layer
@@ -51,6 +51,8 @@ class Snapshot(NamedTuple):
       opt_state: the optimizer state that goes with them (a copy).
       history: the history so far, in the form of the result's (read-only views).
       running: whether each model is still training: True for `fit`, ``(K,)`` for `fit_many`.
+      early_state: with early stopping, its state after this epoch (a copy; pass it back as
+        ``fit(..., early_state=...)`` with ``initial_epoch=epoch`` to resume exactly), else None.
     """
 
     epoch: int
@@ -58,6 +60,7 @@ class Snapshot(NamedTuple):
     opt_state: OptState
     history: dict[str, np.ndarray]
     running: np.ndarray
+    early_state: Watch | None = None
 
 
 Callback = Callable[[Snapshot], Any]
@@ -76,6 +79,7 @@ class Outcome(NamedTuple):
     interrupted: bool  # ended early by SIGINT (Ctrl-C): the models alive then are still alive
     best_epoch: np.ndarray | None  # early stopping's best epoch per model (0: none), or None
     early_stopped: np.ndarray  # stopped by early stopping
+    early_state: Watch | None  # early stopping's state at the end (to resume it), or None
 
 
 def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch,
@@ -110,13 +114,16 @@ def check_options(grads: Any, callback: Any, callback_every: Any) -> None:
 
 
 def early_stopping_inputs(spec: Spec, early: Any, params: Any, state: Any, shape: tuple,
-                          dtype: Any) -> tuple[Spec, Any, Any]:  # fmt: skip
+                          dtype: Any, resume: Watch | None = None) -> tuple:  # fmt: skip
     """`spec` with `early`'s static part, and early stopping's initial state and settings.
 
     Raises unless `early` is None or a valid `EarlyStopping` whose monitor is a field of the
-    run's history (one number per epoch: not the per-layer weight statistics).
+    run's history (one number per epoch: not the per-layer weight statistics), and `resume`
+    None or a state of the same form as a new one (`Snapshot.early_state`).
     """
     if early is None:
+        if resume is not None:
+            raise ValueError("early_state continues early stopping: pass early_stopping as well")
         return spec, None, None
     if not isinstance(early, EarlyStopping):
         raise TypeError(
@@ -125,6 +132,8 @@ def early_stopping_inputs(spec: Spec, early: Any, params: Any, state: Any, shape
     scalar = tuple(k for k in fields(spec) if k != "epoch" and not k.startswith("w_"))
     watching = early.check(scalar)
     watch = early_stopping.start(watching, params, state, shape, dtype)
+    if resume is not None:
+        watch = early_stopping.check_state(resume, watch)
     return spec._replace(early=watching), watch, early.numbers(dtype)
 
 
@@ -251,8 +260,9 @@ class Loop:
 
     def snapshot(self) -> Snapshot:
         """What the callback sees: copies of the state, read-only views of the history."""
-        params, state = jax.tree.map(jnp.copy, (self.params, self.state))
-        return Snapshot(self.epoch, params, state, self.history(read_only=True), self.live.copy())
+        params, state, watch = jax.tree.map(jnp.copy, (self.params, self.state, self.watch))
+        history, running = self.history(read_only=True), self.live.copy()
+        return Snapshot(self.epoch, params, state, history, running, watch)
 
     def stop(self, stop: np.ndarray) -> None:
         """Freeze the models in `stop` (bools, one per model): the program skips them."""
@@ -271,7 +281,7 @@ class Loop:
             if w.params is not None:  # restore_best: the best epoch's state, where there is one
                 params, state = select(w.best_epoch > 0, (w.params, w.opt_state), (params, state))
         return Outcome(params, state, history, self.done, self.live, runs, self.stopped,
-                       interrupted, best_epoch, early)  # fmt: skip
+                       interrupted, best_epoch, early, w)  # fmt: skip
 
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:

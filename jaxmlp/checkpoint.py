@@ -4,9 +4,10 @@ A checkpoint is a NumPy ``.npz`` archive holding one array per leaf and a JSON h
 describes the architecture, the layout of the trees and the user's metadata. Loading reads
 arrays with ``allow_pickle=False`` and rebuilds trees only from plain containers (tuple, list,
 dict) and NamedTuple types looked up by name in a registry: jaxmlp's optimizer states
-(`jaxmlp.optim.STATE_TYPES`) and schedules (`jaxmlp.schedules.TYPES`), plus the types a user
-adds with `register`. A checkpoint from an untrusted source cannot run code. A SHA-256 digest
-over the header and every array detects truncation and tampering. Writes are atomic: the file is
+(`jaxmlp.optim.STATE_TYPES`), schedules (`jaxmlp.schedules.TYPES`) and early stopping's state
+(`jaxmlp.early_stopping.Watch`), plus the types a user adds with `register`. A checkpoint from
+an untrusted source cannot run code. A SHA-256 digest over the header and every array detects
+truncation and tampering. Writes are atomic: the file is
 written beside its destination, flushed to disk, then renamed over it, so a crash mid-write
 leaves the previous checkpoint intact.
 
@@ -47,7 +48,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp import optim, schedules
+from jaxmlp import early_stopping, optim, schedules
 from jaxmlp._checks import check_params
 from jaxmlp.model import MLP, Params
 
@@ -96,7 +97,9 @@ class _DamagedError(Exception):
 
 # The NamedTuple types a checkpoint may name, by class name: jaxmlp's optimizer states and
 # schedules, and the types given to `register`. Loading looks names up here and nowhere else.
-_REGISTRY: dict[str, type] = {cls.__name__: cls for cls in (*optim.STATE_TYPES, *schedules.TYPES)}
+_REGISTRY: dict[str, type] = {
+    cls.__name__: cls for cls in (*optim.STATE_TYPES, *schedules.TYPES, early_stopping.Watch)
+}
 
 
 def register(cls: type) -> type:

@@ -16,8 +16,10 @@ counting ``initial_epoch``):
 
 One difference from Keras: with ``restore_best`` the result holds the best epoch's parameters
 and optimizer state whether or not training stopped early (Keras restores them only when it
-stopped). The state starts afresh at each call of `fit`: a run continued with
-``initial_epoch`` counts its patience from there.
+stopped). The state starts afresh at each call of `fit`, unless it is passed back: a run
+continued with ``initial_epoch=E`` and ``early_state=`` the state after epoch E
+(`jaxmlp.Snapshot.early_state`, ``FitResult.early_state``) decides exactly as one that never
+stopped; without it, patience counts from the restart.
 
 `watch` is the pure transition the compiled loop applies after every epoch; `Watch` is its
 state, one entry per model.
@@ -123,6 +125,30 @@ def start(watching: Watching, params: Any, opt_state: Any, shape: tuple, dtype: 
                  jnp.zeros(shape, jnp.int32), jnp.zeros(shape, bool),
                  jax.tree.map(jnp.copy, params) if keep else None,
                  jax.tree.map(jnp.copy, opt_state) if keep else None)  # fmt: skip
+
+
+def check_state(state: Any, new: Watch) -> Watch:
+    """`state` (a `Watch` from a `Snapshot` or a checkpoint) as arrays, if it has `new`'s form.
+
+    Raises ValueError naming the first field whose structure, shape or dtype differs (another
+    net, number of models, ``restore_best`` or float precision).
+    """
+    if not isinstance(state, Watch):
+        raise TypeError(
+            f"early_state must be a Watch (Snapshot.early_state); got {type(state).__name__}"
+        )
+    for name, a, b in zip(Watch._fields, state, new):
+        if jax.tree.structure(a) != jax.tree.structure(b):
+            raise ValueError(
+                f"early_state.{name} does not match this run (restore_best, net or models differ)"
+            )
+        for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
+            if np.shape(x) != np.shape(y) or np.asarray(x).dtype != y.dtype:
+                raise ValueError(
+                    f"early_state.{name} has arrays of shape {np.shape(x)} and dtype "
+                    f"{np.asarray(x).dtype}; this run needs {np.shape(y)} {y.dtype}"
+                )
+    return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), state, new)
 
 
 def watch(watching: Watching, w: Watch, value: jax.Array, epoch: jax.Array, live: jax.Array,

@@ -48,6 +48,7 @@ class FitManyResult(NamedTuple):
       epochs_run: ``(K,)`` epochs each model completed.
       best_epochs: with early stopping, ``(K,)`` each model's best epoch (1-based; 0 when none
         counted); without, None.
+      early_state: early stopping's state at the end (every leaf ``(K, ...)``), or None.
     """
 
     params: Params
@@ -56,13 +57,15 @@ class FitManyResult(NamedTuple):
     stop_reasons: tuple[str | None, ...]
     epochs_run: np.ndarray
     best_epochs: np.ndarray | None = None
+    early_state: Any = None
 
     def model(self, k: int) -> FitResult:
         """Model `k`'s result as `jaxmlp.fit` returns it (history cut to its epochs)."""
         params, opt_state = take((self.params, self.opt_state), k)
         history = {name: h[k, : self.epochs_run[k]] for name, h in self.history.items()}
         best = None if self.best_epochs is None else int(self.best_epochs[k]) or None
-        return FitResult(params, opt_state, history, self.stop_reasons[k], best)
+        early = None if self.early_state is None else take(self.early_state, k)
+        return FitResult(params, opt_state, history, self.stop_reasons[k], best, early)
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -242,7 +245,8 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
              initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
              devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
              callback_every: int = 1, early_stopping: EarlyStopping | None = None,
-             rows: Any = None, validation_rows: Any = None) -> FitManyResult:  # fmt: skip
+             early_state: Any = None, rows: Any = None,
+             validation_rows: Any = None) -> FitManyResult:  # fmt: skip
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
     Model ``k`` follows `jaxmlp.fit` exactly: for every mini-batch
@@ -291,6 +295,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
         compiled loop: a model that stops is frozen (NaN in its later rows), the others go on,
         and the program ends when all have stopped. ``result.best_epochs`` holds each model's
         best epoch; with ``restore_best`` its parameters and state are that epoch's.
+      early_state: early stopping's stacked state to continue from, as for `jaxmlp.fit`.
       rows: K index arrays into ``(x, y)``, one per model, of any lengths (repeats allowed: a
         bootstrap resample): model k trains on ``x[rows[k]], y[rows[k]]`` exactly as
         ``fit(..., x[rows[k]], y[rows[k]])`` would (the same shuffles and batches), while the
@@ -339,7 +344,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
                 zero_strengths(regs), models=Models(reg_axes, key_axis),
                 subsets=split is not None)  # fmt: skip
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (K,),
-                                                 x.dtype)  # fmt: skip
+                                                 x.dtype, early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), split)
     inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool),
               watch, numbers)  # fmt: skip
@@ -356,7 +361,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
                       "their last good parameters and the others went on. See result.stop_reasons.",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
     return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs,
-                         outcome.best_epoch)  # fmt: skip
+                         outcome.best_epoch, outcome.early_state)  # fmt: skip
 
 
 def _place_models(mesh, inputs, reg_axes, key_axis):

@@ -75,6 +75,9 @@ class FitResult(NamedTuple):
       stop_reason: None when every epoch ran, else why the run stopped early.
       best_epoch: with early stopping, the best epoch (1-based, counting ``initial_epoch``;
         None when no epoch counted); without, None.
+      early_state: with early stopping, its state at the end (a
+        `jaxmlp.early_stopping.Watch`: pass it back as ``early_state=`` to continue the run),
+        else None.
     """
 
     params: Params
@@ -82,6 +85,7 @@ class FitResult(NamedTuple):
     history: dict[str, np.ndarray]
     stop_reason: str | None
     best_epoch: int | None = None
+    early_state: Any = None
 
 
 def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
@@ -90,8 +94,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         shuffle: bool = True, grads: str = "autodiff", opt_state: OptState | None = None,
         initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
         devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
-        callback_every: int = 1,
-        early_stopping: EarlyStopping | None = None) -> FitResult:  # fmt: skip
+        callback_every: int = 1, early_stopping: EarlyStopping | None = None,
+        early_state: Any = None) -> FitResult:  # fmt: skip
     """Train `net` on ``(x, y)`` for `epochs` epochs of mini-batch updates.
 
     Args:
@@ -140,6 +144,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         `jaxmlp.early_stopping`). ``result.best_epoch`` is the best epoch; with
         ``restore_best`` (the default) ``result.params`` and ``result.opt_state`` are that
         epoch's, whether or not the run stopped early (the history still has every epoch run).
+      early_state: early stopping's state to continue from (with `initial_epoch`):
+        ``Snapshot.early_state`` or ``FitResult.early_state`` of the run being resumed.
 
     Ctrl-C (SIGINT) while `fit` trains ends the run after the current call of the compiled
     program, a whole number of epochs, and returns the result so far (``stop_reason``
@@ -179,7 +185,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     state = opt.init(params) if opt_state is None else opt_state
     spec = Spec(net, opt, loss, grads, x.shape[0], batch_size, shuffle,
                 validation is not None, zero_strengths(regs), mesh)  # fmt: skip
-    spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (), x.dtype)
+    spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (), x.dtype,
+                                                 early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), None)
     rest = (history_buffers(spec, x.dtype), args, jnp.asarray(True), watch, numbers)
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
@@ -195,7 +202,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     if reason and not (outcome.stopped or outcome.interrupted or outcome.early_stopped):
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
     best = None if outcome.best_epoch is None else int(outcome.best_epoch) or None
-    return FitResult(outcome.params, outcome.opt_state, outcome.history, reason, best)
+    return FitResult(outcome.params, outcome.opt_state, outcome.history, reason, best,
+                     outcome.early_state)  # fmt: skip
 
 
 def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None,

@@ -183,3 +183,34 @@ def test_regression_monitors_r2_with_mode_auto_maximizing(x64):
     stopped, best = keras_rule(free.history["val_r2"], "max", 0.0, 3, 0)
     assert result.best_epoch == best + 1
     assert len(result.history["epoch"]) == (60 if stopped is None else stopped + 1)
+
+
+def test_a_run_resumed_with_its_early_state_decides_as_one_that_never_stopped(x64, tmp_path):
+    """Resumed from a snapshot (through a checkpoint file) after epoch 4: the same stop, best
+    epoch and parameters as the uninterrupted run; without the state, patience restarts."""
+    net, params, x, y, val = problem()
+    kw = dict(loss=CCE, batch_size=50, validation=val, progress=False)
+    es = jm.EarlyStopping(patience=3)
+    whole = jm.fit(net, params, OPT, x, y, epochs=EPOCHS, early_stopping=es, **kw)
+    assert whole.stop_reason and whole.best_epoch > 4
+    seen = []
+    jm.fit(net, params, OPT, x, y, epochs=4, early_stopping=es, callback=seen.append, **kw)
+    snap = seen[-1]
+    assert int(snap.early_state.best_epoch) > 0 and int(snap.early_state.wait) >= 0
+    path = tmp_path / "ck.npz"
+    jm.save(path, net, snap.params, {"optimizer": snap.opt_state, "early": snap.early_state})
+    ck = jm.load(path)
+    rest = jm.fit(net, ck.params, OPT, x, y, epochs=EPOCHS - 4, initial_epoch=4,
+                  opt_state=ck.opt_state["optimizer"], early_stopping=es,
+                  early_state=ck.opt_state["early"], **kw)  # fmt: skip
+    assert rest.best_epoch == whole.best_epoch
+    assert rest.stop_reason == whole.stop_reason
+    np.testing.assert_array_equal(rest.history["epoch"], whole.history["epoch"][4:])
+    for a, b in zip(jax.tree.leaves(rest[:2]), jax.tree.leaves(whole[:2])):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
+    with pytest.raises(ValueError, match="early_state continues early stopping: pass early_st"):
+        jm.fit(net, params, OPT, x, y, epochs=1, early_state=snap.early_state, **kw)
+    other = jm.EarlyStopping(patience=3, restore_best=False)
+    with pytest.raises(ValueError, match="early_state.params does not match this run"):
+        jm.fit(net, params, OPT, x, y, epochs=1, early_stopping=other,
+               early_state=snap.early_state, **kw)  # fmt: skip
