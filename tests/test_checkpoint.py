@@ -203,7 +203,8 @@ def registry(monkeypatch):
 
 
 def test_the_registry_holds_jaxmlps_state_and_schedule_types():
-    assert set(checkpoint._REGISTRY.values()) == {*jm.optim.STATE_TYPES, *jm.schedules.TYPES}
+    expected = {*jm.optim.STATE_TYPES, *jm.schedules.TYPES, jm.early_stopping.Watch}
+    assert set(checkpoint._REGISTRY.values()) == expected
     assert all(name == cls.__name__ for name, cls in checkpoint._REGISTRY.items())
     assert jm.schedules.FromCallable not in checkpoint._REGISTRY.values()
 
