@@ -60,3 +60,24 @@ def test_setup_block_holds_the_two_commands():
         'pip install -e ".[plot]" && jaxmlp train',
         'pip install -e ".[test]" && python -m pytest',
     ]
+
+
+def test_the_model_selection_example_prints_what_the_readme_shows():
+    """The "Model selection" example: 30 members in one program, the stated intervals and p."""
+    text = README.read_text()
+    section = text[text.index("## Model selection") :]
+    code = re.search(r"```python\n(.*?)```", section, re.S).group(1)
+    shown = re.search(r"which prints[^\n]*\n\n```\n(.*?)```", section, re.S).group(1).split("\n")
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        exec(compile(code, "README.md", "exec"), {})
+    printed = out.getvalue().strip().splitlines()
+    assert printed[0] == shown[0] == "(30, 2, 64)"
+    assert len(printed) == len([line for line in shown if line])
+    for got, want in zip(printed[1:], shown[1:]):
+        numbers = r"-?\d+\.\d+(?:e[-+]\d+)?"
+        np.testing.assert_allclose(
+            [float(v) for v in re.findall(numbers, got)],
+            [float(v) for v in re.findall(numbers, want)],
+            atol=0.03,  # trained accuracies move by a few rows across CPUs and jax builds
+        )
