@@ -7,16 +7,23 @@ the best epoch's state is returned whether or not the run stopped — is checked
 separate run of exactly the best epoch's length.
 """
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 import jaxmlp as jm
+from jaxmlp import early_stopping as es_module
+from jaxmlp.early_stopping import EarlyStopping, Watching, watch
 from jaxmlp.ensemble import stack
 
 CCE = "categorical_crossentropy"
 EPOCHS = 80
+SEQ = 30  # the length of the sequences the property test draws
 
 
 def keras_rule(values, mode, min_delta, patience, start_from_epoch):
@@ -214,3 +221,49 @@ def test_a_run_resumed_with_its_early_state_decides_as_one_that_never_stopped(x6
     with pytest.raises(ValueError, match="early_state.params does not match this run"):
         jm.fit(net, params, OPT, x, y, epochs=1, early_stopping=other,
                early_state=snap.early_state, **kw)  # fmt: skip
+
+
+@functools.cache
+def _rule_program(maximize):
+    """`early_stopping.watch` over a whole sequence, compiled once per direction."""
+    watching = Watching("v", maximize, False)
+
+    def run(values, numbers):
+        def step(w, item):
+            epoch, value = item
+            live = ~w.stopped
+            w2, _, stop = watch(watching, w, value, epoch, live, numbers)
+            w2 = jax.tree.map(lambda a, b: jnp.where(live, a, b), w2, w)  # frozen once stopped
+            return w2, stop & live
+
+        w0 = es_module.start(watching, None, None, (), values.dtype)
+        epochs = jnp.arange(1, values.shape[0] + 1)
+        w, stops = jax.lax.scan(step, w0, (epochs, values))
+        return w.best_epoch, stops
+
+    return jax.jit(run)
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    values=st.lists(st.floats(-3, 3, width=32, allow_subnormal=False), min_size=SEQ, max_size=SEQ),
+    repeats=st.booleans(),
+    maximize=st.booleans(),
+    min_delta=st.sampled_from([0.0, 0.01, 0.3]),
+    patience=st.integers(0, 8),
+    start_from=st.integers(0, 10),
+)
+def test_the_transition_is_the_keras_rule_on_any_sequence(values, repeats, maximize, min_delta,
+                                                          patience, start_from):  # fmt: skip
+    values = np.round(values, 1) if repeats else np.asarray(values)  # ties and plateaus
+    numbers = EarlyStopping(min_delta=min_delta, patience=patience, start_from_epoch=start_from)
+    best, stops = _rule_program(maximize)(jnp.asarray(values, jnp.float32),
+                                          numbers.numbers(jnp.float32))  # fmt: skip
+    stops = np.flatnonzero(np.asarray(stops))
+    mode = "max" if maximize else "min"
+    stopped, best_epoch = keras_rule(np.float32(values), mode, np.float32(min_delta), patience,
+                                     start_from)  # fmt: skip
+    assert (stops.tolist() or [None])[0] == stopped
+    assert len(stops) <= 1
+    expected = 0 if start_from >= SEQ else best_epoch + 1  # 0: no epoch counted
+    assert int(best) == expected
