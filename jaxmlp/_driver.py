@@ -269,7 +269,11 @@ class Loop:
         stop = stop & self.live
         if stop.any():
             self.stopped, self.live = self.stopped | stop, self.live & ~stop
-            self.alive = jax.device_put(jnp.asarray(self.live), self.alive.sharding)
+            alive = jnp.asarray(self.live)
+            # Placed as the old one (committed only on a mesh), or the program compiles again.
+            self.alive = (
+                jax.device_put(alive, self.alive.sharding) if self.alive.committed else alive
+            )
 
     def outcome(self, interrupted: bool = False) -> Outcome:
         """What `train` returns."""

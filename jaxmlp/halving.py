@@ -5,8 +5,13 @@ models still training are ranked by a monitored history field at that epoch (a m
 diverged ranks last and is dropped), the best ``max(1, ⌊m/η⌋)`` of the ``m`` go on, and the
 others stop there. The survivors are compacted into a smaller `jaxmlp.fit_many` program
 (``initial_epoch`` continues their shuffles and the optimizer states go with them), so a pruned
-model costs nothing after its rung: each survivor's run equals its run in an unpruned program
-of all K models, and the models kept at each rung are those that run ranks highest.
+model costs nothing after its rung: each survivor's run equals, to float rounding, its run in
+an unpruned program of all K models, and the models kept at each rung are those that run ranks
+highest. (Float rounding differs between programs of different sizes; training that amplifies
+it — loss spikes of a high learning rate in float32 — can then rank a later rung differently
+from a replay of the unpruned run. In float64 the tests find the same models and parameters
+to 1e-9.) Each program size compiles once; ``compact=False`` trains every model in one
+program instead, the pruned ones frozen.
 """
 
 from __future__ import annotations
@@ -76,7 +81,7 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
                        eta: int = 3, min_epochs: int = 1, epochs: int = 1,
                        monitor: str = "val_loss", mode: str = "auto", reg: RegLike = None,
                        opt_state: OptState | None = None, key: jax.Array | None = None,
-                       rows: Any = None, validation_rows: Any = None,
+                       rows: Any = None, validation_rows: Any = None, compact: bool = True,
                        **fit_kw: Any) -> HalvingResult:  # fmt: skip
     """Train K stacked models with successive halving (see the module's docstring).
 
@@ -98,6 +103,11 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
       monitor: the history field that ranks the models (``"val_loss"`` needs ``validation``).
       mode: ``"min"``, ``"max"`` or ``"auto"`` (max for accuracies and R²), as in
         `jaxmlp.EarlyStopping`.
+      compact: True (default): the survivors of each rung continue in a smaller program, so a
+        pruned model costs nothing, at the price of one compilation per program size (K,
+        K/η, …). False: one program of K models throughout, the pruned ones frozen (stopped
+        as by a callback): one compilation, but their share of every batched step is still
+        computed. ``model_epochs`` counts trained epochs either way.
       **fit_kw: more arguments of `jaxmlp.fit_many` (``batch_size``, ``validation``,
         ``grads``, ``shuffle``, ``progress``); not ``early_stopping`` nor ``callback``.
 
@@ -113,16 +123,41 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
     maximize = EarlyStopping(monitor, mode).maximize()
     state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
     key = jax.random.key(0) if key is None else key
-    K = int(np.shape(jax.tree.leaves(params)[0])[0])
     members = Members(params, state, per_layer(reg, net.n_layers), key, rows, validation_rows)
-    rungs, alive, done = rungs_of(min_epochs, eta, epochs), np.arange(K), 0
-    scores, rung, history, model_epochs = (
-        np.full((K, len(rungs)), np.nan),
-        np.zeros(K, int),
-        None,
-        0,
-    )
-    for i, stop in enumerate((*rungs, epochs)):
+    K = int(np.shape(jax.tree.leaves(params)[0])[0])
+    ranking = Ranking(rungs_of(min_epochs, eta, epochs), eta, maximize, monitor, K)
+    run = _compacted if compact else _in_one_program
+    members, history, model_epochs = run(net, opt, x, y, loss, members, ranking, epochs, fit_kw)
+    final = members.take(ranking.alive)
+    return HalvingResult(final.params, final.opt_state, ranking.alive, ranking.rungs,
+                         ranking.rung, ranking.scores, history, model_epochs)  # fmt: skip
+
+
+class Ranking:
+    """The rungs' bookkeeping: which models are alive, each model's rung and scores."""
+
+    def __init__(self, rungs: tuple[int, ...], eta: int, maximize: bool, monitor: str, K: int):
+        self.rungs, self.eta, self.maximize, self.monitor = rungs, eta, maximize, monitor
+        self.alive, self.rung = np.arange(K), np.zeros(K, int)
+        self.scores = np.full((K, len(rungs)), np.nan)
+
+    def decide(self, i: int, history: dict[str, np.ndarray], row: int) -> None:
+        """At rung `i`, rank the alive models by `history[monitor][:, row]` and prune."""
+        if self.monitor not in history:
+            fields = ", ".join(k for k in history if k != "epoch")
+            raise ValueError(
+                f"monitor must be a history field, one of {fields}; got {self.monitor!r}"
+            )
+        self.scores[self.alive, i] = history[self.monitor][:, row]
+        self.alive = self.alive[keep_best(self.scores[self.alive, i], self.eta, self.maximize)]
+        self.rung[self.alive] = i + 1
+
+
+def _compacted(net, opt, x, y, loss, members, ranking, epochs, fit_kw):
+    """Train segment by segment, each rung's survivors in a program of their own."""
+    history, model_epochs, done = None, 0, 0
+    for i, stop in enumerate((*ranking.rungs, epochs)):
+        alive = ranking.alive
         part = members.take(alive)
         result = fit_many(net, part.params, opt, x, y, loss=loss, reg=part.reg,
                           epochs=stop - done, initial_epoch=done, opt_state=part.opt_state,
@@ -131,18 +166,30 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
         history = _record(history, result.history, alive, done, epochs)
         members = members.put(alive, result.params, result.opt_state)
         model_epochs, done = model_epochs + int(np.sum(result.epochs_run)), stop
-        if i < len(rungs):
-            if monitor not in result.history:
-                fields = ", ".join(k for k in result.history if k != "epoch")
-                raise ValueError(
-                    f"monitor must be a history field, one of {fields}; got {monitor!r}"
-                )
-            scores[alive, i] = result.history[monitor][:, -1]
-            alive = alive[keep_best(scores[alive, i], eta, maximize)]
-            rung[alive] = i + 1
-    final = members.take(alive)
-    return HalvingResult(final.params, final.opt_state, alive, rungs, rung, scores, history,
-                         model_epochs)  # fmt: skip
+        if i < len(ranking.rungs):
+            full = {k: v[alive] for k, v in history.items()}
+            ranking.decide(i, full, stop - 1)
+    return members, history, model_epochs
+
+
+def _in_one_program(net, opt, x, y, loss, members, ranking, epochs, fit_kw):
+    """Train all K in one program; a callback at each rung stops the pruned models."""
+    K = len(ranking.alive)
+
+    def at_rung(snapshot):
+        if snapshot.epoch not in ranking.rungs:
+            return None
+        seen = {k: v[ranking.alive] for k, v in snapshot.history.items()}
+        ranking.decide(ranking.rungs.index(snapshot.epoch), seen, snapshot.epoch - 1)
+        return ~np.isin(np.arange(K), ranking.alive)
+
+    every = ranking.rungs[0] if ranking.rungs else epochs
+    result = fit_many(net, members.params, opt, x, y, loss=loss, reg=members.reg, epochs=epochs,
+                      opt_state=members.opt_state, key=members.key, rows=members.rows,
+                      validation_rows=members.validation_rows, callback=at_rung,
+                      callback_every=every, **fit_kw)  # fmt: skip
+    members = members._replace(params=result.params, opt_state=result.opt_state)
+    return members, dict(result.history), int(np.sum(result.epochs_run))
 
 
 class Members(NamedTuple):

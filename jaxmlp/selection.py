@@ -184,7 +184,7 @@ def _values(regs: tuple, hyperparams: dict | None) -> tuple[tuple, int]:
     lengths = {f"reg (layer {l}) {f}": np.size(getattr(r, f)) for l, r in enumerate(regs)
                for f in FIELDS if np.ndim(getattr(r, f))}  # fmt: skip
     for name, values in (hyperparams or {}).items():
-        if np.ndim(values) != 1:
+        if isinstance(values, (str, dict)) or not hasattr(values, "__len__") or not len(values):
             raise ValueError(f"hyperparams[{name!r}] must be a list of values; got {values!r:.60}")
         lengths[f"hyperparams[{name!r}]"] = len(values)
     if len(set(lengths.values())) > 1:

@@ -212,3 +212,13 @@ def test_halving_keeps_what_an_unpruned_run_ranks_highest(x64, caplog):
         assert result.saved() == pytest.approx(1 - 84 / (9 * 36))
         assert compiles <= 3  # one program per number of models: 9, 3 and 1
         assert np.isnan(result.history["loss"][np.setdiff1d(np.arange(K), alive), -1]).all()
+        # In one program (the pruned models frozen): the same decisions, one compilation.
+        one, compiles = count_compilations(caplog, functools.partial(halve, compact=False))
+        caplog.clear()
+        assert compiles <= 1
+        np.testing.assert_array_equal(one.survivors, result.survivors)
+        np.testing.assert_array_equal(one.rung, result.rung)
+        np.testing.assert_allclose(one.scores, result.scores, rtol=1e-9)
+        assert one.model_epochs == result.model_epochs
+        for a, b in zip(jax.tree.leaves(one[:2]), jax.tree.leaves(result[:2])):
+            np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
