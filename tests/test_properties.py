@@ -496,7 +496,10 @@ def test_contract_evaluate(case, batch):
 
         def check(result, caught):
             no_warnings(caught)
-            assert set(result) == {"loss", "data_loss", "penalty", "accuracy"}
+            keys = {"loss", "data_loss", "penalty", "accuracy"}
+            if case.loss in ("mse", "mae"):  # a regression: R², RMSE, MAE as well
+                keys |= {"r2", "rmse", "mae"}
+            assert set(result) == keys
             for k, v in result.items():
                 assert isinstance(v, float) and np.isfinite(v), f"{k} = {v!r}"
             assert 0 <= result["accuracy"] <= 1
