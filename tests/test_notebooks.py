@@ -54,6 +54,14 @@ EXPECTED = {
         r"Result: a 64-64-10 MLP trained for 2 epochs",
         r"reloaded with identical parameters, optimizer state and test probabilities",
     ],
+    "05_model_selection": [
+        r"Result: cross-validation \(\d+ folds × \d+ seed\(s\), early stopping on the validation "
+        r"loss\) chose λ = \d\.\de[-+]\d\d",
+        r"Paired over \d+ new seeds \(L2 λ = \S+ minus none\): final validation accuracy "
+        r"[-+]\d\.\d{3} \[[-+]\d\.\d{3}, [-+]\d\.\d{3}\] \(p = ",
+        r"so it saved \d+\.\d% of the model-epochs; its winner, λ = ",
+        r"winner matches the unpruned best: (True|False)",
+    ],
 }
 
 
