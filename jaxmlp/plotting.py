@@ -33,8 +33,27 @@ def _finish(plt, fig, path: str | os.PathLike | None):
     return fig
 
 
+def _metric(histories: list[dict[str, np.ndarray]]) -> tuple[str, str]:
+    """The headline metric of the histories and its title: R² for a regression, else accuracy."""
+    return ("r2", "R²") if any("r2" in h for h in histories) else ("accuracy", "Accuracy")
+
+
+def _metric_limits(ax, name: str, histories: list[dict[str, np.ndarray]]) -> None:
+    """Accuracy on [0, 1]; R² up to 1, from its lowest value but no lower than -1."""
+    if name == "accuracy":
+        ax.set_ylim(0, 1.02)
+        return
+    values = [np.asarray(h[k]) for h in histories for k in ("r2", "val_r2") if k in h]
+    finite = np.concatenate([v[np.isfinite(v)] for v in values]) if values else np.zeros(0)
+    low = max(float(finite.min()), -1.0) if finite.size else 0.0
+    ax.set_ylim(min(low, 0.0) - 0.02, 1.02)
+
+
 def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None = None):
     """Loss and accuracy per epoch, training and (when recorded) validation, side by side.
+
+    A regression's history (one with ``r2``) gets three panels instead: the loss, R², and RMSE
+    and MAE (in the units the history holds them: `jaxmlp train` writes the target's).
 
     Args:
       history: ``FitResult.history`` (or the ``history`` of ``history.json``).
@@ -45,50 +64,111 @@ def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None 
     """
     plt = _pyplot()
     epoch = np.asarray(history["epoch"])
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(10, 4), dpi=100)
+    regression = "r2" in history
+    fig, axes = plt.subplots(1, 3 if regression else 2, figsize=(15 if regression else 10, 4),
+                             dpi=100)  # fmt: skip
+    ax_loss, ax_metric = axes[0], axes[1]
     ax_loss.plot(epoch, history["loss"], label="train: total")
     ax_loss.plot(epoch, history["data_loss"], label="train: data", alpha=0.7)
     if "val_loss" in history:
         ax_loss.plot(epoch, history["val_loss"], label="validation: data")
     ax_loss.set(xlabel="epoch", ylabel="loss", title="Loss")
     ax_loss.legend()
-    ax_acc.plot(epoch, history["accuracy"], label="train")
-    if "val_accuracy" in history:
-        ax_acc.plot(epoch, history["val_accuracy"], label="validation")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
-    ax_acc.legend()
+    name, title = _metric([history])
+    ax_metric.plot(epoch, history[name], label="train")
+    if f"val_{name}" in history:
+        ax_metric.plot(epoch, history[f"val_{name}"], label="validation")
+    ax_metric.set(xlabel="epoch", ylabel=title, title=title)
+    _metric_limits(ax_metric, name, [history])
+    ax_metric.legend()
+    if regression:
+        ax = axes[2]
+        for field, style in (("rmse", "-"), ("mae", ":")):
+            ax.plot(epoch, history[field], linestyle=style, color="C0", label=f"train {field}")
+            if f"val_{field}" in history:
+                ax.plot(epoch, history[f"val_{field}"], linestyle=style, color="C1",
+                        label=f"validation {field}")  # fmt: skip
+        ax.set(xlabel="epoch", ylabel="error", title="RMSE (solid) and MAE (dotted)")
+        ax.legend()
     return _finish(plt, fig, path)
 
 
+PANELS_FROM = 13  # settings from which plot_histories draws one panel per setting
+
+
 def plot_histories(histories: list[dict[str, np.ndarray]], labels: list[str],
-                   path: str | os.PathLike | None = None):  # fmt: skip
-    """Loss and accuracy per epoch of several models, one colour each; validation dashed.
+                   path: str | os.PathLike | None = None, *,
+                   settings: list[str] | None = None):  # fmt: skip
+    """Loss and accuracy (R² for a regression) per epoch of several models; validation dashed.
+
+    The models of one setting (e.g. its seeds) share a colour and one legend entry, drawn
+    outside the axes. With `PANELS_FROM` settings or more, one panel per setting instead,
+    with the accuracy (or R²) of each of its models, titled by the setting.
 
     Args:
       histories: one history per model (``FitResult.history``, e.g. of ``result.model(k)``).
-      labels: one legend label per model (the legend is drawn for up to 12 models).
+      labels: one label per model (its legend entry when it is its own setting).
       path: where to save a PNG; None to return the figure without saving.
+      settings: per model, the label of its setting (None: every model its own).
 
     Returns:
       The matplotlib figure.
     """
     plt = _pyplot()
-    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
-    cmap = plt.get_cmap("viridis")
-    for k, (h, name) in enumerate(zip(histories, labels)):
+    settings = list(labels) if settings is None else list(settings)
+    names = list(dict.fromkeys(settings))  # the settings in order of first appearance
+    if len(names) >= PANELS_FROM:
+        return _panels(plt, histories, settings, names, path)
+    fig, (ax_loss, ax_acc) = plt.subplots(1, 2, figsize=(12, 4), dpi=100)
+    tab10, cmap = plt.get_cmap("tab10"), plt.get_cmap("viridis")
+    metric, title = _metric(histories)
+    seen = set()
+    for h, model_label, setting in zip(histories, labels, settings):
         if not len(h["epoch"]):
             continue
-        color = cmap(k / max(len(histories) - 1, 1))
-        ax_loss.plot(h["epoch"], h["loss"], color=color, label=name)
-        ax_acc.plot(h["epoch"], h["accuracy"], color=color)
+        i = names.index(setting)  # up to 10 settings in distinct colours, then a gradient
+        color = tab10(i) if len(names) <= 10 else cmap(i / max(len(names) - 1, 1))
+        count = settings.count(setting)
+        entry = model_label if count == 1 else f"{setting} ({count} models)"
+        ax_loss.plot(h["epoch"], h["loss"], color=color,
+                     label=None if setting in seen else entry)  # fmt: skip
+        seen.add(setting)
+        ax_acc.plot(h["epoch"], h[metric], color=color)
         if "val_loss" in h:
             ax_loss.plot(h["epoch"], h["val_loss"], color=color, linestyle="--")
-            ax_acc.plot(h["epoch"], h["val_accuracy"], color=color, linestyle="--")
+            ax_acc.plot(h["epoch"], h[f"val_{metric}"], color=color, linestyle="--")
     dashed = "; dashed: validation" if any("val_loss" in h for h in histories) else ""
     ax_loss.set(xlabel="epoch", ylabel="loss", title=f"Loss (solid: train{dashed})")
-    ax_acc.set(xlabel="epoch", ylabel="accuracy", title="Accuracy", ylim=(0, 1.02))
-    if len(histories) <= 12:
-        ax_loss.legend(fontsize="small")
+    ax_acc.set(xlabel="epoch", ylabel=title, title=title)
+    _metric_limits(ax_acc, metric, histories)
+    handles, entries = ax_loss.get_legend_handles_labels()
+    ax_acc.legend(handles, entries, loc="upper left", bbox_to_anchor=(1.02, 1), borderaxespad=0,
+                  fontsize="small")  # fmt: skip
+    return _finish(plt, fig, path)
+
+
+def _panels(plt, histories, settings, names, path):
+    """One panel per setting: each of its models' accuracy (or R²), validation dashed."""
+    cols = min(len(names), 4)
+    rows = -(-len(names) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.6 * rows), dpi=100,
+                             sharex=True, sharey=True, squeeze=False)  # fmt: skip
+    metric, title = _metric(histories)
+    for i, (ax, name) in enumerate(zip(axes.flat, names)):
+        for h, setting in zip(histories, settings):
+            if setting != name or not len(h["epoch"]):
+                continue
+            line = ax.plot(h["epoch"], h[metric], linewidth=1)[0]
+            if f"val_{metric}" in h:
+                ax.plot(h["epoch"], h[f"val_{metric}"], linestyle="--", linewidth=1,
+                        color=line.get_color())  # fmt: skip
+        ax.set_title(name, fontsize="small")
+        ax.set(xlabel="epoch" if i >= len(names) - cols else "", ylabel=title if i % cols == 0
+               else "")  # fmt: skip
+    _metric_limits(axes.flat[0], metric, histories)
+    for ax in list(axes.flat)[len(names) :]:
+        ax.set_visible(False)
+    fig.suptitle(f"{title} per setting (solid: train; dashed: validation)")
     return _finish(plt, fig, path)
 
 

@@ -334,6 +334,7 @@ def test_same_command_in_two_fresh_processes_is_identical(reference, tmp_path):
         assert not temp_files(tmp_path / name)
     saved = read_history(tmp_path / "first")  # settings, net, loss, history: no timings
     fields = {"config", "net", "loss", "task", "classes", "epochs_run", "stop_reason", "final"}
+    fields |= {"target_scale", "split", "test", "best_epoch"}
     assert set(saved) == fields | {"history"}, set(saved)
     assert not [k for k in saved["history"] if "time" in k or "second" in k], list(saved["history"])
     assert_same_outputs(tmp_path / "second", tmp_path / "first", "a second fresh process")

@@ -10,17 +10,22 @@ import chex
 import jax
 import numpy as np
 import pytest
+import scipy.stats
 
 import jaxmlp as jm
 from jaxmlp.cli import main
+from jaxmlp.cli import train as train_command
 
-OUTPUTS = {"metrics.csv", "history.json", "checkpoint.npz", "curves.png", "decision_boundary.png"}
+OUTPUTS = {"metrics.csv", "history.json", "checkpoint.npz", "curves.png", "decision_boundary.png",
+           "summary.csv", "summary.json"}  # fmt: skip
 
 
 def read_csv(path):
+    """The header and the numbers of a CSV; NaN for an empty cell or a swept ``full`` batch."""
     with open(path) as f:
         rows = list(csv.reader(f))
-    return rows[0], np.array(rows[1:], dtype=float)
+    cells = [[np.nan if c in ("", "full") else float(c) for c in r] for r in rows[1:]]
+    return rows[0], np.array(cells, dtype=float)
 
 
 def test_defaults_write_every_output(tmp_path, capsys):
@@ -296,8 +301,16 @@ def test_python_dash_m_runs_train(tmp_path):
         "--seeds",
         "--sweep",
         "--data-seed",
+        "--preset",
+        "--val-data",
+        "--test-data",
+        "--standardize-targets",
+        "--baseline",
     ):
         assert option in help_text
+    words = " ".join(help_text.split())
+    assert "(default: 0.02 with --preset book, 0.001 with --preset general)" in words
+    assert "width, depth, hidden, batch_size: one compiled program per value" in words
 
 
 # Many models at once: --seeds and --sweep. Small runs: 60 examples in batches of 25 (a short
@@ -359,7 +372,7 @@ def test_seeds_give_the_models_of_single_runs_with_those_seeds(tmp_path, capsys)
     np.testing.assert_allclose(saved["models"][2]["history"]["val_loss"], single["val_loss"],
                                rtol=2e-5)  # fmt: skip
     assert saved["models"][2]["final"]["val_accuracy"] == single["val_accuracy"][-1]
-    # The table: a header, one line per model, then the mean ± std over the seeds.
+    # The table: a header, one line per model, then the mean and 95% interval over the seeds.
     lines = printed.splitlines()
     assert lines[0].split() == ["model", "seed", "acc", "loss", "val_acc", "val_loss"]
     _, rows = read_csv(many / "metrics.csv")
@@ -368,9 +381,11 @@ def test_seeds_give_the_models_of_single_runs_with_those_seeds(tmp_path, capsys)
         assert cells[:2] == [str(k), str(5 + k)]
         last = rows[rows[:, 0] == k][-1]
         np.testing.assert_allclose([float(c) for c in cells[2:]], last[[6, 3, 8, 7]], atol=6e-4)
-    assert lines[4].startswith("mean ± std over 3 seeds")
+    assert lines[4].startswith("mean [95% interval] over 3 seeds")
     val_acc = rows[rows[:, 2] == 4][:, 8]  # epoch 4 of each model
-    assert f"val_acc {val_acc.mean():.3f} ± {val_acc.std(ddof=1):.3f}" in lines[5]
+    half = scipy.stats.t.ppf(0.975, 2) * val_acc.std(ddof=1) / np.sqrt(3)
+    low, high = val_acc.mean() - half, val_acc.mean() + half
+    assert f"val_acc {val_acc.mean():.3f} [{low:.3f}, {high:.3f}]" in lines[5]
     # A model's directory is a single run's: --resume continues that model alone.
     for out in (many / "model_1", singles[1]):
         resume = ["train", "--resume", "--epochs", "6", "--out", str(out), "--no-progress"]
@@ -387,7 +402,7 @@ def test_a_sweep_grid_gives_the_models_of_single_runs(tmp_path, capsys):
     printed = capsys.readouterr().out
     assert {p.name for p in many.iterdir()} == {
         "metrics.csv", "history.json", "curves.png", "decision_boundary.png",
-        "model_0", "model_1", "model_2", "model_3",
+        "summary.csv", "summary.json", "model_0", "model_1", "model_2", "model_3",
     }  # fmt: skip
     assert {p.name for p in (many / "model_2").iterdir()} == {
         "checkpoint.npz",
@@ -458,13 +473,94 @@ def test_a_diverging_member_exits_1_and_the_others_are_saved(tmp_path, capsys):
     assert jm.load(out / "model_2" / "checkpoint.npz").metadata["epoch"] == 30
 
 
+def test_structural_sweeps_run_one_program_per_group(tmp_path, capsys, monkeypatch):
+    """Width and batch size change the compiled program: one fit_many per combination of them,
+    each with the models of the data values (here l2w), numbered over the whole grid; every
+    model equals its single run."""
+    calls = []
+    real = train_command.fit_many
+
+    def counted(net, params, *args, **kw):
+        calls.append((net.sizes, kw["batch_size"], len(jax.tree.leaves(params)[0])))
+        return real(net, params, *args, **kw)
+
+    monkeypatch.setattr(train_command, "fit_many", counted)
+    many = tmp_path / "many"
+    argv = ["--sweep", "width=4,8", "--sweep", "l2w=0,1e-3", "--sweep", "batch_size=25,full"]
+    assert train(many, *argv, plots=True) == 0
+    printed = capsys.readouterr().out
+    assert calls == [((2, 4, 3), 25, 2), ((2, 4, 3), None, 2), ((2, 8, 3), 25, 2),
+                     ((2, 8, 3), None, 2)]  # fmt: skip
+    header, rows = read_csv(many / "metrics.csv")
+    assert header[:6] == ["model", "seed", "width", "l2w", "batch_size", "epoch"]
+    grid = [(w, l2w, b) for w in (4, 8) for l2w in (0.0, 1e-3) for b in (25, "full")]
+    for k, (width, l2w, batch) in enumerate(grid):
+        mine = rows[rows[:, 0] == k]
+        np.testing.assert_array_equal(mine[:, 2:4], [[width, l2w]] * 4)
+        assert np.isnan(mine[0, 4]) == (batch == "full")
+        ck = jm.load(many / f"model_{k}" / "checkpoint.npz")
+        assert ck.net.sizes == (2, width, 3) and ck.metadata["config"]["hidden"] == str(width)
+    for k in (3, 4):  # (4, 1e-3, full) and (8, 0, 25)
+        width, l2w, batch = grid[k]
+        single = tmp_path / f"single{k}"
+        options = ["--hidden", str(width), "--l2w", str(l2w), "--batch-size", str(batch)]
+        assert train(single, *options) == 0
+        assert_model_equals_single(many, k, single)
+    lines = printed.splitlines()
+    assert lines[0].split() == ["model", "seed", "width", "l2w", "batch_size", "acc", "loss",
+                                "val_acc", "val_loss"]  # fmt: skip
+    assert lines[4].split()[:5] == ["3", "0", "4", "0.001", "full"]
+    assert lines[9].startswith("8 models of MLP(sizes=(2, 4, 3)") and "(2, 8, 3)" in lines[9]
+    summary = json.loads((many / "summary.json").read_text())
+    assert [s["values"] for s in summary["settings"]] == [
+        {"width": w, "l2w": l2w, "batch_size": None if b == "full" else b} for w, l2w, b in grid
+    ]
+
+
+def test_a_depth_sweep_leaves_the_missing_layers_columns_empty(tmp_path):
+    many = tmp_path / "many"
+    assert train(many, "--sweep", "depth=0,2") == 0
+    header, rows = read_csv(many / "metrics.csv")
+    assert {"w_l1_0", "w_l1_1", "w_l1_2"} <= set(header)
+    col = header.index("w_l1_2")
+    assert np.isnan(rows[rows[:, 0] == 0][:, col]).all()
+    assert not np.isnan(rows[rows[:, 0] == 1][:, col]).any()
+    single = tmp_path / "single"
+    assert train(single, "--hidden", "8,8") == 0
+    got = rows[rows[:, 0] == 1][:, header.index("epoch") :]
+    _, want = read_csv(single / "metrics.csv")
+    np.testing.assert_allclose(got, want, rtol=2e-5, atol=1e-6)
+    assert jm.load(many / "model_0" / "checkpoint.npz").net.sizes == (2, 3)
+
+
 @pytest.mark.parametrize(
     "argv, message",
     [
-        (["--sweep", "hidden=8,16"], r"--sweep hidden: cannot sweep it \(it changes the compiled "
-         r"program\); sweepable here: l1w, l1b, l2w, l2b, lr, decay, warmup, b1, b2, eps, "
-         r"eps_root$"),
-        (["--sweep", "batch_size=8,16"], r"--sweep batch_size: cannot sweep it \(it changes"),
+        (["--sweep", "init=he,glorot"], r"--sweep init: cannot sweep it \(fixed for a run: run one "
+         r"command per value\); sweepable here: l1w, l1b, l2w, l2b, lr, decay, warmup, b1, b2, "
+         r"eps, eps_root, width, depth, hidden, batch_size$"),
+        (["--sweep", "batch_size=8,0"], r"--sweep batch_size: expected an integer >= 1 or full; "
+         r"got '0'"),
+        (["--sweep", "width=8,x"], r"--sweep width: expected an integer >= 1; got 'x'"),
+        (["--sweep", "depth=-1"], r"--sweep depth: expected an integer >= 0; got '-1'"),
+        (["--sweep", "hidden=8,8-x"], r"--sweep hidden: expected layer sizes joined by '-' such "
+         r"as 64-32; got '8-x'"),
+        (["--sweep", "hidden=8", "--sweep", "width=4"], r"--sweep hidden sets every layer size: "
+         r"not with --sweep width or depth"),
+        (["--sweep", "depth=1,2", "--activations", "relu,softmax"], r"--sweep depth or hidden "
+         r"changes the number of layers: not with --activations"),
+        (["--sweep", "depth=1,2", "--hidden", ""], r"--sweep depth needs a width"),
+        (["--sweep", "width=4,8", "--hidden", ""], r"--sweep width sets the hidden layers' size: "
+         r"--hidden '' has none"),
+        (["--baseline", "l2w=0"], r"--baseline l2w: not a swept name \(swept: none\)"),
+        (["--sweep", "l2w=0,1e-3", "--seeds", "2", "--baseline", "lr=0.02"], r"--baseline lr: not "
+         r"a swept name \(swept: l2w\)"),
+        (["--sweep", "l2w=0,1e-3", "--seeds", "2", "--baseline", "l2w=5"], r"--baseline l2w=5: "
+         r"not one of the swept values 0.0, 0.001"),
+        (["--sweep", "l2w=0,1e-3", "--baseline", "l2w=0"], r"--baseline compares settings paired "
+         r"over their seeds: it needs --seeds 2 or more; got --seeds 1"),
+        (["--sweep", "l2w=0,1e-3", "--seeds", "2", "--baseline", "l2w"], r"--baseline must be "
+         r"NAME=V; got 'l2w'"),
         (["--sweep", "momentum=0,0.9"], r"--sweep momentum: cannot sweep it \(no effect with "
          r"--optimizer adam --schedule inverse_time\)"),
         (["--sweep", "decay_rate=0.5"], r"--sweep decay_rate: cannot sweep it \(no effect"),
@@ -484,7 +580,11 @@ def test_a_diverging_member_exits_1_and_the_others_are_saved(tmp_path, capsys):
         (["--sweep", "l2w=0,1", "--resume"], r"--resume .* cannot be combined"),
     ],
     ids=[
-        "structural_name", "batch_size", "not_this_optimizer", "not_this_schedule", "seed",
+        "fixed_name", "batch_size", "width", "depth", "hidden", "hidden_and_width",
+        "depth_and_activations", "depth_without_width", "width_without_layers",
+        "baseline_without_sweep",
+        "baseline_not_swept", "baseline_not_a_value", "baseline_one_seed", "baseline_no_value",
+        "not_this_optimizer", "not_this_schedule", "seed",
         "unknown_name", "no_values", "not_a_number", "not_an_integer", "nan", "negative_strength",
         "twice", "optimizer_range", "zero_seeds", "resume_seeds", "resume_sweep",
     ],

@@ -2,10 +2,11 @@
 
 A field's `option` carries its default, help text, option group and, for ``jaxmlp train``,
 whether it defines the run (saved in the checkpoint and ``history.json``, restored by
-``--resume``), its lower bound, and whether ``--sweep`` may vary it. Everything else derives from
-the declaration: `add_options` builds the argparse options, `from_namespace` the config,
-`RUN_KEYS` and `SWEEPABLE` the saved settings and the sweepable names. To add an option, add a
-field here and read it where it is used.
+``--resume``), its lower bound, whether ``--sweep`` may vary it, and, for the settings a
+``--preset`` decides, each preset's value. Everything else derives from the declaration:
+`add_options` builds the argparse options, `from_namespace` the config, `RUN_KEYS`,
+`SWEEPABLE` and `PRESETS` the saved settings, the sweepable names and the presets' tables. To
+add an option, add a field here and read it where it is used.
 """
 
 from __future__ import annotations
@@ -25,6 +26,11 @@ SCHEDULES = ("inverse_time", "constant", "exponential", "cosine")
 ADAM = ("adam", "adamw")
 ADAPTIVE = ("adagrad", "rmsprop", *ADAM)
 ACTIONS = {bool: "store_true", list: "append"}  # a bool field is a switch, a list repeatable
+GENERATED = ("spiral", "vertical", "sine")  # the book's generators; anything else is a file
+PRESET_NAMES = ("book", "general")
+FULL_BATCH = 0  # ``--batch-size full`` before the preset is applied (then None, as saved)
+STRUCTURAL = ("width", "depth", "hidden", "batch_size")
+"""The names ``--sweep`` may vary that change the compiled program: one `fit_many` per value."""
 
 
 class Sweep(NamedTuple):
@@ -61,6 +67,16 @@ def option(default: Any, help: str, group: str = "", *, run: bool = True, **argp
     return dataclasses.field(default=default, metadata=meta)
 
 
+def preset_option(values: dict[str, Any], help: str, group: str, **argparse_kw) -> Any:
+    """A `option` whose default each ``--preset`` sets: `values` maps a preset to its value.
+
+    The field's own default is None, "not given": `resolve_preset` fills it from the preset.
+    """
+    if set(values) != set(PRESET_NAMES):
+        raise ValueError(f"a preset option needs a value for each of {PRESET_NAMES}")
+    return option(None, help, group, preset=values, **argparse_kw)
+
+
 def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill: str) -> None:
     """Add an option to `parser` for every field of `cls`, in their groups (titles → notes).
 
@@ -73,11 +89,20 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
         if title not in made:
             made[title] = parser.add_argument_group(title, groups.get(title))
         help = meta["help"].format(**fill)
-        if "default" not in help and kind is not bool:
+        if "preset" in meta and len(set(meta["preset"].values())) == 1:
+            help += f" (default: {_shown(next(iter(meta['preset'].values())))}, either --preset)"
+        elif "preset" in meta:
+            shown = [f"{_shown(v)} with --preset {p}" for p, v in meta["preset"].items()]
+            help += f" (default: {', '.join(shown)})"
+        elif "default" not in help and kind is not bool:
             help += " (default: %(default)s)"
         kw = {"action": ACTIONS[kind]} if kind in ACTIONS else {"type": meta.get("parse", kind)}
         kw.update({k: meta[k] for k in ("metavar", "choices") if k in meta})
         made[title].add_argument(flag(f.name), default=f.default, help=help, **kw)
+
+
+def _shown(value: Any) -> str:
+    return "full" if value is None else str(value)
 
 
 def _base_type(hint: Any) -> type:
@@ -90,6 +115,41 @@ def _base_type(hint: Any) -> type:
 def from_namespace(cls: type, namespace: argparse.Namespace) -> Any:
     """The `cls` config of parsed options."""
     return cls(**{f.name: getattr(namespace, f.name) for f in dataclasses.fields(cls)})
+
+
+def resolve_preset(config: Any) -> Any:
+    """`config` with its preset decided and every setting it left unset taken from that preset.
+
+    ``--preset auto`` is ``book`` for the generated data and ``general`` for the digits and
+    files. Settings given explicitly are kept; ``--batch-size full`` becomes None (the full
+    batch, as a run saves it). A resumed run takes its resolved settings from its checkpoint
+    instead.
+    """
+    name = config.preset
+    if name == "auto":
+        name = "book" if config.data in GENERATED else "general"
+    values = {"preset": name}
+    for f in dataclasses.fields(config):
+        if "preset" in f.metadata:
+            value = getattr(config, f.name)
+            value = f.metadata["preset"][name] if value is None else value
+            values[f.name] = None if f.name == "batch_size" and value == FULL_BATCH else value
+    return dataclasses.replace(config, **values)
+
+
+def batch_size_arg(text: str) -> int:
+    """``--batch-size``: a positive integer, or ``full`` for the whole training set."""
+    if text.strip().lower() == "full":
+        return FULL_BATCH
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive integer or 'full'; got {text!r}"
+        ) from None
+    return value
 
 
 def flag(name: str) -> str:
@@ -105,10 +165,13 @@ def check_bounds(config: Any) -> None:
             raise ValueError(f"{flag(f.name)} must be >= {low}; got {value}")
 
 
-DATA, MODEL, REG = "data", "model", "regularization (strengths of the penalty terms)"
+PRESET, DATA, MODEL = "preset", "data", "model"
+REG = "regularization (strengths of the penalty terms)"
 OPT, TRAIN = "optimizer", "training and output"
 MANY = "many models at once (one compiled program; see jaxmlp.fit_many)"
 GROUP_NOTES = {  # the text under a group's title in --help
+    PRESET: "The defaults of the settings marked 'with --preset': book (chapter 14 of the book)\n"
+    "or general (for data of your own). Options given explicitly win over the preset.",
     MANY: "Each combination of the --sweep values and the seeds is one model (seeds vary "
     "fastest);\nmodel k equals 'jaxmlp train --seed S_k --data-seed SEED' with its values. Not "
     "with\n--resume: continue one model with --resume --out DIR/model_<k>.",
@@ -120,10 +183,22 @@ def _strength(what: str, default: float, group: str = REG) -> Any:
     return option(default, f"strength of {what}", group, metavar="λ", sweep=ALL)
 
 
+def _preset_strength(what: str, book: float, general: float) -> Any:
+    return preset_option({"book": book, "general": general}, f"strength of {what}", REG,
+                         metavar="λ", sweep=ALL)  # fmt: skip
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """The settings of ``jaxmlp train``; the defaults are the book's chapter-14 experiment."""
+    """The settings of ``jaxmlp train``; the defaults are the book's chapter-14 experiment.
 
+    The settings a preset decides are None until `resolve_preset` fills them.
+    """
+
+    preset: str = option("auto", "book: the book's settings; general: Adam 1e-3 at a constant "
+                         "rate, batches of 32, L2 1e-4 on the weights only; auto: book for the "
+                         "generated data, general for digits and files", PRESET,
+                         choices=("auto", *PRESET_NAMES))  # fmt: skip
     data: str = option("spiral", "spiral, vertical, sine (the book's generators), digits (needs "
                        "scikit-learn), or a .npz (arrays x, y) or .csv file (last column: the "
                        "target)", DATA, metavar="NAME|FILE")  # fmt: skip
@@ -134,9 +209,19 @@ class TrainConfig:
                                      "none (default: as --samples)", DATA, metavar="N")  # fmt: skip
     val_fraction: float | None = option(None, "digits and files: share held out for validation, "
                                         "0 for none (default: 0.2)", DATA, metavar="F")  # fmt: skip
+    val_data: str | None = option(None, "validation data from a file (.npz or .csv, as --data); "
+                                  "no split is made", DATA, metavar="FILE")  # fmt: skip
+    test_data: str | None = option(None, "test data from a file (as --data): scored once, at the "
+                                   "end, with the final parameters; never used for a choice",
+                                   DATA, metavar="FILE")  # fmt: skip
     standardize: str = option("auto", "scale features to mean 0, std 1 on the training split; "
                               "auto: yes for digits and files", DATA,
                               choices=("auto", "yes", "no"))  # fmt: skip
+    standardize_targets: str = option("auto", "regression: train on the target scaled to mean 0, "
+                                      "std 1 on the training split (one mean and std over all "
+                                      "its values); predictions and metrics are reported in the "
+                                      "target's units; auto: yes for digits and files", DATA,
+                                      choices=("auto", "yes", "no"))  # fmt: skip
     task: str = option("auto", "classification (integer class labels, softmax and categorical "
                        "cross-entropy) or regression (mse, linear output); auto: regression for "
                        "a float target, several target columns, negative values or more than "
@@ -152,16 +237,21 @@ class TrainConfig:
                               "labels, mse otherwise)", MODEL, choices=losses.NAMES)  # fmt: skip
     l1w: float = _strength("Σ|W|", 0.0)
     l1b: float = _strength("Σ|b|", 0.0)
-    l2w: float = _strength("ΣW²", 5e-4)
-    l2b: float = _strength("Σb²", 5e-4)
-    reg_layers: str = option("hidden", "penalized layers: hidden (all but the output, as in the "
-                             "book), all, or indices from 0", REG, metavar="WHICH")  # fmt: skip
-    optimizer: str = option("adam", "the optimizer", OPT, choices=OPTIMIZERS)
-    lr: float = option(0.02, "learning rate", OPT, low=0, sweep=ALL)
-    schedule: str = option("inverse_time", "learning-rate schedule over update steps: "
-                           "inverse_time lr/(1+decay·t) (the book's), constant, exponential "
-                           "lr·decay_rate^(t/decay_steps), cosine over decay_steps", OPT,
-                           choices=SCHEDULES)  # fmt: skip
+    l2w: float | None = _preset_strength("ΣW²", 5e-4, 1e-4)
+    l2b: float | None = _preset_strength("Σb²", 5e-4, 0.0)
+    reg_layers: str | None = preset_option({"book": "hidden", "general": "all"}, "penalized "
+                                           "layers: hidden (all but the output, as in the book), "
+                                           "all, or indices from 0", REG,
+                                           metavar="WHICH")  # fmt: skip
+    optimizer: str | None = preset_option({"book": "adam", "general": "adam"}, "the optimizer",
+                                          OPT, choices=OPTIMIZERS)  # fmt: skip
+    lr: float | None = preset_option({"book": 0.02, "general": 1e-3}, "learning rate", OPT, low=0,
+                                     sweep=ALL)  # fmt: skip
+    schedule: str | None = preset_option({"book": "inverse_time", "general": "constant"},
+                                         "learning-rate schedule over update steps: inverse_time "
+                                         "lr/(1+decay·t) (the book's), constant, exponential "
+                                         "lr·decay_rate^(t/decay_steps), cosine over decay_steps",
+                                         OPT, choices=SCHEDULES)  # fmt: skip
     decay: float = option(5e-7, "inverse_time decay", OPT, low=0,
                           sweep=Sweep(schedules=("inverse_time",)))  # fmt: skip
     decay_rate: float = option(0.5, "exponential: factor per decay_steps", OPT,
@@ -184,8 +274,9 @@ class TrainConfig:
     weight_decay: float = option(0.01, "adamw decoupled weight decay", OPT, low=0,
                                  sweep=Sweep(("adamw",)))  # fmt: skip
     epochs: int = option(10000, "epochs in all, counting any resumed ones", TRAIN, run=False, low=0)
-    batch_size: int | None = option(None, "examples per update (default: the full batch, as in "
-                                    "the book)", TRAIN, metavar="B")  # fmt: skip
+    batch_size: int | None = preset_option({"book": None, "general": 32}, "examples per update, "
+                                           "or full: the whole training set", TRAIN,
+                                           metavar="B|full", parse=batch_size_arg)  # fmt: skip
     seed: int = option(0, "seed of the initial weights and the shuffles, and of the data unless "
                        "--data-seed is given", TRAIN)  # fmt: skip
     data_seed: int | None = option(None, "seed of the generated data and of the validation "
@@ -204,9 +295,16 @@ class TrainConfig:
                         "and shuffles), on the data of --seed or --data-seed", MANY, run=False,
                         metavar="N", low=1)  # fmt: skip
     sweep: list[str] | None = option(None, "one model per value; repeat for a grid (times "
-                                     "--seeds). NAME: {sweepable} (those of the run's optimizer "
-                                     "and schedule)", MANY, run=False,
-                                     metavar="NAME=V1,V2,...")  # fmt: skip
+                                     "--seeds). NAME: {sweepable} (those of the run's "
+                                     "optimizer and schedule), shared by one compiled program; "
+                                     "or {structural}: one compiled program per value (width: "
+                                     "units of every hidden layer; depth: hidden layers; "
+                                     "hidden: layer sizes joined by '-', e.g. 64-32)", MANY,
+                                     run=False, metavar="NAME=V1,V2,...")  # fmt: skip
+    baseline: str | None = option(None, "with --sweep and --seeds N >= 2: compare every setting "
+                                  "with the one of NAME=V (the same other swept values), "
+                                  "paired over the seeds: the difference, its 95%% interval and "
+                                  "p", MANY, run=False, metavar="NAME=V")  # fmt: skip
 
 
 RUN_KEYS = tuple(f.name for f in dataclasses.fields(TrainConfig) if f.metadata["run"])
@@ -218,6 +316,12 @@ SWEEPABLE: dict[str, Sweep] = {
     if "sweep" in f.metadata
 }
 """The settings ``--sweep`` may vary, and for which optimizers and schedules."""
+PRESETS: dict[str, dict[str, Any]] = {
+    name: {f.name: f.metadata["preset"][name] for f in dataclasses.fields(TrainConfig)
+           if "preset" in f.metadata}
+    for name in PRESET_NAMES
+}  # fmt: skip
+"""Each preset's settings: ``PRESETS["general"]["lr"]`` is 1e-3."""
 
 
 def default_activations(n_hidden: int, loss: str) -> tuple[str, ...]:

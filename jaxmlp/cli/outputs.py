@@ -2,8 +2,9 @@
 
 One model's folder holds what `save_model` writes; ``--resume`` reads it back with `load_run`.
 A run of K models holds one such folder per model, ``model_<k>/``, and the combined files of
-`save_models`. Every file is written whole to a temporary name and then renamed over the old
-one, so a crash leaves the previous version intact.
+`save_models`; ``split.npz`` (`save_split`) holds the rows of a split of ``--data``. Every file
+is written whole to a temporary name and then renamed over the old one, so a crash leaves the
+previous version intact.
 """
 
 from __future__ import annotations
@@ -16,6 +17,11 @@ from typing import Any
 import numpy as np
 
 from jaxmlp import checkpoint
+from jaxmlp.cli.scores import final_metrics
+
+OLD_DEFAULTS = {"data_seed": None, "task": "auto", "no_plots": False, "preset": "book",
+                "val_data": None, "test_data": None, "standardize_targets": "no"}  # fmt: skip
+"""The settings of runs saved before they existed, as those runs had them."""
 
 
 def write_json(path: str, obj: Any) -> None:
@@ -45,27 +51,45 @@ def write_csv(path: str, prefix: list[str], tables: list[tuple[list[Any], dict]]
       prefix: the names of the leading columns (none for one model).
       tables: ``(cells, history)`` pairs: the leading cells and the history of one model.
     """
-    header = next((csv_columns(h)[0] for _, h in tables if h), ["epoch"])
+    header: list[str] = []  # every history's columns; a net with fewer layers leaves cells empty
+    for names in sorted((csv_columns(h)[0] for _, h in tables), key=len, reverse=True):
+        header += [c for c in names if c not in header]  # the deepest net's order
+    header = header or ["epoch"]
     tmp = path + ".tmp"
     with open(tmp, "w", newline="") as f:
         w = csv.writer(f)
         w.writerow(prefix + header)
         for cells, history in tables:
-            for row in zip(*csv_columns(history)[1]):
-                values = [int(c) if h == "epoch" else f"{c:.7g}" for h, c in zip(header, row)]
+            names, columns = csv_columns(history)
+            at = [names.index(h) if h in names else None for h in header]
+            for row in zip(*columns):
+                values = ["" if i is None else int(row[i]) if h == "epoch" else f"{row[i]:.7g}"
+                          for h, i in zip(header, at)]  # fmt: skip
                 w.writerow(cells + values)
     os.replace(tmp, path)
 
 
-def describe(problem: Any, config: dict) -> dict[str, Any]:
-    """The part of ``history.json`` that says what was trained: settings, net, loss and task.
+def layout(net: Any) -> dict[str, list]:
+    """A net's layer sizes and activations, as ``history.json`` records them."""
+    return {"sizes": list(net.sizes), "activations": list(net.activations)}
 
-    ``classes`` is the number of classes of a classification (None for a regression).
+
+def describe(problem: Any, config: dict) -> dict[str, Any]:
+    """The part of ``history.json`` that says what was trained: settings, net, loss, task, data.
+
+    ``classes`` is the number of classes of a classification (None for a regression);
+    ``target_scale`` the standardization of a regression's target (``{"mean", "std"}``: the net
+    predicts ``(y − mean) / std``), None when not standardized; ``split`` the sizes of the
+    training and validation rows of a split of ``--data`` (their indices in ``split.npz``),
+    None when there was none.
     """
-    net, task = problem.net, problem.task
-    layout = {"sizes": list(net.sizes), "activations": list(net.activations)}
-    classes = net.out_features if task == "classification" else None
-    return {"config": config, "net": layout, "loss": problem.loss, "task": task, "classes": classes}
+    task = problem.task
+    classes = problem.net.out_features if task == "classification" else None
+    scale = problem.target.as_dict() if problem.target is not None else None
+    split = problem.split
+    split = {"file": "split.npz", **{k: len(v) for k, v in split.items()}} if split else None
+    return {"config": config, "net": layout(problem.net), "loss": problem.loss, "task": task,
+            "classes": classes, "target_scale": scale, "split": split}  # fmt: skip
 
 
 def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
@@ -74,23 +98,38 @@ def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
 
 
 def save_model(where, problem, params, state, key, config, history, *, reason=None,
-               final=True) -> None:  # fmt: skip
+               final=True, test=None, best_epoch=None) -> None:  # fmt: skip
     """history.json (and metrics.csv when `final`), then the checkpoint that points at them.
 
-    history.json holds the settings, the net, loss and task, the epochs run, the stop reason
-    (`reason`), the final metrics and the history. ``--resume`` needs it beside the checkpoint;
+    history.json holds the settings, the net, loss, task and data (`describe`), the epochs run,
+    the stop reason (`reason`), the best epoch (with early stopping, else None), the final
+    metrics (the best epoch's when there is one, else the last's), the `test` metrics (None
+    without ``--test-data``) and the history. ``--resume`` needs it beside the checkpoint;
     metrics.csv is for people, and writing it whole at every checkpoint of a long run would cost
-    more than the training.
+    more than the training. The checkpoint's metadata holds the epoch, the settings and the target's
+    standardization (``target_scale``, None when not standardized).
     """
     epoch = int(history["epoch"][-1]) if len(history["epoch"]) else 0
+    about = describe(problem, config)
     write_json(os.path.join(where, "history.json"),
-               {**describe(problem, config), "epochs_run": len(history["epoch"]),
-                "stop_reason": reason, "final": final_metrics(history),
+               {**about, "epochs_run": len(history["epoch"]), "stop_reason": reason,
+                "best_epoch": best_epoch, "final": final_metrics(history, best_epoch), "test": test,
                 "history": as_lists(history)})  # fmt: skip
     if final:
         write_csv(os.path.join(where, "metrics.csv"), [], [([], history)])
+    meta = {"epoch": epoch, "config": config, "target_scale": about["target_scale"]}
     checkpoint.save(os.path.join(where, "checkpoint.npz"), problem.net, params, state, key=key,
-                    metadata={"epoch": epoch, "config": config})  # fmt: skip
+                    metadata=meta)  # fmt: skip
+
+
+def save_split(where: str, split: dict[str, np.ndarray] | None) -> None:
+    """``split.npz``: int64 arrays ``train`` and ``val``, the rows of ``--data`` (no pickle)."""
+    if split is None:
+        return
+    tmp = os.path.join(where, ".split.npz.tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **{k: np.asarray(v, np.int64) for k, v in split.items()})
+    os.replace(tmp, os.path.join(where, "split.npz"))
 
 
 def load_run(out: str, run_keys: tuple[str, ...]):
@@ -107,8 +146,8 @@ def load_run(out: str, run_keys: tuple[str, ...]):
             os.remove(os.path.join(out, name))
     config = ck.metadata.get("config")
     if isinstance(config, dict):
-        # Checkpoints from before --data-seed, --task and saving --no-plots:
-        config = {"data_seed": None, "task": "auto", "no_plots": False, **config}
+        # Checkpoints from before --data-seed, --task, saving --no-plots, --preset, ...:
+        config = {**OLD_DEFAULTS, **config}
     if not isinstance(config, dict) or any(k not in config for k in run_keys):
         raise ValueError(f"--resume: {path} was not written by 'jaxmlp train'")
     epoch = int(ck.metadata.get("epoch", 0))
@@ -121,9 +160,11 @@ def load_run(out: str, run_keys: tuple[str, ...]):
     return ck, config, history
 
 
-def fmt(value: float | int) -> str:
-    """A swept value or seed as the outputs print it: ``3``, ``0.001``."""
-    return str(value) if isinstance(value, int) else f"{value:.7g}"
+def fmt(value: float | int | str | None) -> str:
+    """A swept value or seed as the outputs print it: ``3``, ``0.001``, ``64-32``, ``full``."""
+    if value is None:
+        return "full"  # a swept batch size of the whole training set
+    return str(value) if isinstance(value, (int, str)) else f"{value:.7g}"
 
 
 def label(values: dict[str, Any]) -> str:
@@ -132,32 +173,29 @@ def label(values: dict[str, Any]) -> str:
     return ", ".join([f"seed {values['seed']}", *swept])
 
 
-def final_metrics(history: dict[str, np.ndarray]) -> dict[str, float] | None:
-    """The last epoch's metrics, None when no epoch ran."""
-    if not len(history["epoch"]):
-        return None
-    fields = ("accuracy", "loss", "data_loss", "penalty", "val_accuracy", "val_loss")
-    return {k: float(history[k][-1]) for k in fields if k in history}
-
-
-def save_models(out: str, settings: dict, problem: Any, values: list[dict], results: list) -> None:
+def save_models(out: str, settings: dict, problems: list, values: list[dict], results: list,
+                tests: list) -> None:  # fmt: skip
     """A run of K models' combined history.json and metrics.csv (model, seed, swept columns).
 
     Args:
       out: the run's folder.
       settings: the run's settings (with the seeds and the sweeps).
-      problem: the run's net and loss (`jaxmlp.cli.data.Problem`).
+      problems: per model, its net and loss (`jaxmlp.cli.data.Problem`); the nets differ when a
+        structural setting is swept.
       values: per model, its seed and swept values.
       results: per model, its `jaxmlp.FitResult`.
+      tests: per model, its test metrics (None without ``--test-data``).
     """
     names = list(values[0])  # the seed, then the swept names
     entries, tables = [], []
-    for k, (v, r) in enumerate(zip(values, results)):
+    for k, (v, r, p, t) in enumerate(zip(values, results, problems, tests)):
         h = r.history
-        entries.append({"model": k, **v, "dir": f"model_{k}", "epochs_run": len(h["epoch"]),
-                        "stop_reason": r.stop_reason, "final": final_metrics(h),
+        entries.append({"model": k, **v, "dir": f"model_{k}", "net": layout(p.net),
+                        "epochs_run": len(h["epoch"]), "stop_reason": r.stop_reason,
+                        "best_epoch": r.best_epoch, "final": final_metrics(h, r.best_epoch),
+                        "test": t,
                         "history": as_lists(h)})  # fmt: skip
         tables.append(([k, *(fmt(v[n]) for n in names)], h))
-    summary = describe(problem, settings)
+    summary = describe(problems[0], settings)
     write_json(os.path.join(out, "history.json"), {**summary, "models": entries})
     write_csv(os.path.join(out, "metrics.csv"), ["model", *names], tables)
