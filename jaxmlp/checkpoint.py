@@ -85,6 +85,7 @@ class Checkpoint(NamedTuple):
     opt_state: Any
     key: jax.Array | None
     metadata: dict
+    extra: dict = {}  # more named trees (``save(..., extra=)``): e.g. early stopping's state
 
 
 class CheckpointError(ValueError):
@@ -207,7 +208,7 @@ def _digest(header: dict, arrays: list[np.ndarray]) -> str:
 
 def save(
     path: str | os.PathLike, net: MLP, params: Params, opt_state: Any = None, *,
-    key: jax.Array | None = None, metadata: dict | None = None,
+    key: jax.Array | None = None, metadata: dict | None = None, extra: dict | None = None,
 ) -> None:  # fmt: skip
     """Write a checkpoint atomically: the net, params, optimizer state, a PRNG key, metadata.
 
@@ -219,10 +220,16 @@ def save(
         (or None).
       key: a JAX PRNG key to store (for resuming a run bit-exactly), or None.
       metadata: JSON-serializable training metadata (epoch, hyperparameters, history, …).
+      extra: more trees by name, of the types `opt_state` may hold (``{"early_stopping":
+        snapshot.early_state}``); `load` returns them as ``Checkpoint.extra``.
     """
     check_params(net, params)
     leaves: list[np.ndarray] = []
     trees = {"params": _encode(params, leaves), "opt_state": _encode(opt_state, leaves)}
+    if extra:
+        if not all(isinstance(k, str) for k in extra):
+            raise TypeError(f"extra must map names (strings) to trees; got keys {list(extra)}")
+        trees["extra"] = _encode(dict(extra), leaves)
     key_info = None
     if key is not None:
         if not jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
@@ -331,7 +338,10 @@ def _rebuild(header: dict, arrays: list[np.ndarray]) -> Checkpoint:
     if key_info is not None:
         bits = _leaf(_field("key", key_info, "leaf", int), leaves)
         key = jax.random.wrap_key_data(bits, impl=_field("key", key_info, "impl", str))
-    return Checkpoint(net, params, opt_state, key, header.get("metadata", {}))
+    extra = _decode(trees["extra"], leaves) if "extra" in trees else {}
+    if not isinstance(extra, dict):
+        raise CheckpointError(f"trees['extra'] is not a dict of trees: {type(extra).__name__}")
+    return Checkpoint(net, params, opt_state, key, header.get("metadata", {}), extra)
 
 
 def _read(path: str) -> tuple[Any, list[np.ndarray]]:

@@ -25,6 +25,7 @@ import numpy as np
 from jaxmlp._checks import check_count, check_key
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.ensemble import fit_many, take
+from jaxmlp.fit import FitResult
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
 from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
@@ -34,7 +35,9 @@ class HalvingResult(NamedTuple):
     """What `successive_halving` returns.
 
     Attributes:
-      params: the survivors' final parameters, stacked (in the order of `survivors`).
+      params: every model's final parameters, stacked: a survivor's after the last epoch, a
+        pruned model's at its last rung (``take(result.params, result.survivors)``: the
+        survivors').
       opt_state: their optimizer states.
       survivors: the indices (of the K models) that trained every epoch.
       rungs: the epochs at which the models were ranked.
@@ -53,6 +56,20 @@ class HalvingResult(NamedTuple):
     scores: np.ndarray
     history: dict[str, np.ndarray]
     model_epochs: int
+
+    def model(self, k: int) -> FitResult:
+        """Model `k`'s result as `jaxmlp.fit` returns it; a pruned model's stop reason says so."""
+        params, opt_state = take((self.params, self.opt_state), k)
+        runs = int(np.sum(~np.isnan(self.history["loss"][k])))
+        history = {name: h[k, :runs] for name, h in self.history.items()}
+        reason = None
+        if k not in self.survivors and runs:
+            rung = self.rungs[self.rung[k]]
+            reason = (f"pruned by successive halving at rung {self.rung[k] + 1} (epoch {rung}): "
+                      f"score {self.scores[k, self.rung[k]]:.6g}")  # fmt: skip
+        if runs < self.history["epoch"].shape[1] and not reason:
+            reason = f"diverged: stopped after epoch {runs}"
+        return FitResult(params, opt_state, history, reason)
 
     def saved(self) -> float:
         """The share of model-epochs pruning saved against training all K for every epoch."""
@@ -128,8 +145,7 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
     ranking = Ranking(rungs_of(min_epochs, eta, epochs), eta, maximize, monitor, K)
     run = _compacted if compact else _in_one_program
     members, history, model_epochs = run(net, opt, x, y, loss, members, ranking, epochs, fit_kw)
-    final = members.take(ranking.alive)
-    return HalvingResult(final.params, final.opt_state, ranking.alive, ranking.rungs,
+    return HalvingResult(members.params, members.opt_state, ranking.alive, ranking.rungs,
                          ranking.rung, ranking.scores, history, model_epochs)  # fmt: skip
 
 

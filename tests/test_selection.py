@@ -207,7 +207,13 @@ def test_halving_keeps_what_an_unpruned_run_ranks_highest(x64, caplog):
         np.testing.assert_array_equal(result.survivors, alive)
         assert result.rungs == (4, 12) and len(alive) == 1
         for a, b in zip(jax.tree.leaves(result[:2]), jax.tree.leaves(full[:2])):
-            np.testing.assert_allclose(a, b[alive], rtol=1e-9, atol=1e-12)
+            np.testing.assert_allclose(a[alive], b[alive], rtol=1e-9, atol=1e-12)
+        pruned = int(np.flatnonzero(result.rung == 0)[0])  # stopped at the first rung, epoch 4
+        model = result.model(pruned)
+        assert len(model.history["epoch"]) == 4
+        assert model.stop_reason.startswith("pruned by successive halving at rung 1 (epoch 4)")
+        winner = result.model(int(alive[0]))
+        assert winner.stop_reason is None and len(winner.history["epoch"]) == 36
         assert result.model_epochs == 9 * 4 + 3 * 8 + 1 * 24
         assert result.saved() == pytest.approx(1 - 84 / (9 * 36))
         assert compiles <= 3  # one program per number of models: 9, 3 and 1
