@@ -80,6 +80,7 @@ class Outcome(NamedTuple):
     best_epoch: np.ndarray | None  # early stopping's best epoch per model (0: none), or None
     early_stopped: np.ndarray  # stopped by early stopping
     early_state: Watch | None  # early stopping's state at the end (to resume it), or None
+    last_state: tuple | None  # with restore_best: the last epoch's (params, opt_state)
 
 
 def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initial_epoch,
@@ -279,13 +280,14 @@ class Loop:
         """What `train` returns."""
         history, runs = self.history(), np.asarray(self.runs)
         params, state, w = self.params, self.state, self.watch
-        best_epoch, early = None, np.zeros(np.shape(self.live), bool)
+        best_epoch, early, last = None, np.zeros(np.shape(self.live), bool), None
         if w is not None:
             best_epoch, early = np.asarray(w.best_epoch), np.asarray(w.stopped)
             if w.params is not None:  # restore_best: the best epoch's state, where there is one
+                last = (params, state)
                 params, state = select(w.best_epoch > 0, (w.params, w.opt_state), (params, state))
         return Outcome(params, state, history, self.done, self.live, runs, self.stopped,
-                       interrupted, best_epoch, early, w)  # fmt: skip
+                       interrupted, best_epoch, early, w, last)  # fmt: skip
 
 
 def _stops(answer: Any, live: np.ndarray) -> np.ndarray:

@@ -411,8 +411,13 @@ def program(spec: Spec):
 
 def fields(spec: Spec) -> tuple[str, ...]:
     """The history's fields for `spec` (``val_`` ones with validation, R² … for a regression)."""
-    regression = task_of(spec.loss) == "regression"
-    names = [k for k in ORDER if spec.has_val or not k.startswith("val_")]
+    return history_fields(spec.loss, spec.has_val)
+
+
+def history_fields(loss: str, validation: bool) -> tuple[str, ...]:
+    """The fields of `jaxmlp.fit`'s history for a loss, with or without validation data."""
+    regression = task_of(loss) == "regression"
+    names = [k for k in ORDER if validation or not k.startswith("val_")]
     names = [k for k in names if regression or k.removeprefix("val_") not in REGRESSION_FIELDS]
     return ("epoch", *names)
 

@@ -49,6 +49,7 @@ class FitManyResult(NamedTuple):
       best_epochs: with early stopping, ``(K,)`` each model's best epoch (1-based; 0 when none
         counted); without, None.
       early_state: early stopping's state at the end (every leaf ``(K, ...)``), or None.
+      last_state: with ``restore_best``, the last epoch's stacked ``(params, opt_state)``.
     """
 
     params: Params
@@ -58,14 +59,16 @@ class FitManyResult(NamedTuple):
     epochs_run: np.ndarray
     best_epochs: np.ndarray | None = None
     early_state: Any = None
+    last_state: Any = None
 
     def model(self, k: int) -> FitResult:
         """Model `k`'s result as `jaxmlp.fit` returns it (history cut to its epochs)."""
         params, opt_state = take((self.params, self.opt_state), k)
         history = {name: h[k, : self.epochs_run[k]] for name, h in self.history.items()}
         best = None if self.best_epochs is None else int(self.best_epochs[k]) or None
-        early = None if self.early_state is None else take(self.early_state, k)
-        return FitResult(params, opt_state, history, self.stop_reasons[k], best, early)
+        early, last = (None if t is None else take(t, k) for t in (self.early_state,
+                                                                    self.last_state))  # fmt: skip
+        return FitResult(params, opt_state, history, self.stop_reasons[k], best, early, last)
 
 
 def stack(trees: Sequence[Any]) -> Any:
@@ -346,7 +349,8 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (K,),
                                                  x.dtype, early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), split)
-    inputs = (params, state, history_buffers(spec, x.dtype, K), args, jnp.ones((K,), bool),
+    alive = jnp.ones((K,), bool) if watch is None else ~watch.stopped
+    inputs = (params, state, history_buffers(spec, x.dtype, K), args, alive,
               watch, numbers)  # fmt: skip
     if mesh is not None:
         inputs = _place_models(mesh, inputs, reg_axes, key_axis)
@@ -361,7 +365,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
                       "their last good parameters and the others went on. See result.stop_reasons.",
                       RuntimeWarning, stacklevel=2)  # fmt: skip
     return FitManyResult(outcome.params, outcome.opt_state, outcome.history, reasons, outcome.runs,
-                         outcome.best_epoch, outcome.early_state)  # fmt: skip
+                         outcome.best_epoch, outcome.early_state, outcome.last_state)  # fmt: skip
 
 
 def _place_models(mesh, inputs, reg_axes, key_axis):

@@ -78,6 +78,9 @@ class FitResult(NamedTuple):
       early_state: with early stopping, its state at the end (a
         `jaxmlp.early_stopping.Watch`: pass it back as ``early_state=`` to continue the run),
         else None.
+      last_state: with early stopping and ``restore_best``, the last epoch's ``(params,
+        opt_state)`` (`params` being the best epoch's); continue the run from them, with
+        ``early_state``. Else None: `params` are the last epoch's.
     """
 
     params: Params
@@ -86,6 +89,7 @@ class FitResult(NamedTuple):
     stop_reason: str | None
     best_epoch: int | None = None
     early_state: Any = None
+    last_state: Any = None
 
 
 def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
@@ -145,7 +149,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         ``restore_best`` (the default) ``result.params`` and ``result.opt_state`` are that
         epoch's, whether or not the run stopped early (the history still has every epoch run).
       early_state: early stopping's state to continue from (with `initial_epoch`):
-        ``Snapshot.early_state`` or ``FitResult.early_state`` of the run being resumed.
+        ``Snapshot.early_state`` or ``FitResult.early_state`` of the run being resumed (and
+        then its ``last_state`` as `params` and `opt_state`, not its restored best).
 
     Ctrl-C (SIGINT) while `fit` trains ends the run after the current call of the compiled
     program, a whole number of epochs, and returns the result so far (``stop_reason``
@@ -188,7 +193,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (), x.dtype,
                                                  early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), None)
-    rest = (history_buffers(spec, x.dtype), args, jnp.asarray(True), watch, numbers)
+    alive = jnp.asarray(True) if watch is None else ~watch.stopped  # resumed after its stop: done
+    rest = (history_buffers(spec, x.dtype), args, alive, watch, numbers)
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
     if mesh is None:
         params, state = jax.tree.map(jnp.array, (params, state))
@@ -203,7 +209,7 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         warnings.warn(reason, RuntimeWarning, stacklevel=2)
     best = None if outcome.best_epoch is None else int(outcome.best_epoch) or None
     return FitResult(outcome.params, outcome.opt_state, outcome.history, reason, best,
-                     outcome.early_state)  # fmt: skip
+                     outcome.early_state, outcome.last_state)  # fmt: skip
 
 
 def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None,

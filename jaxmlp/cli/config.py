@@ -29,6 +29,8 @@ ACTIONS = {bool: "store_true", list: "append"}  # a bool field is a switch, a li
 GENERATED = ("spiral", "vertical", "sine")  # the book's generators; anything else is a file
 PRESET_NAMES = ("book", "general")
 FULL_BATCH = 0  # ``--batch-size full`` before the preset is applied (then None, as saved)
+MEMBER = ("seed", "fold", "rung")  # a model's values that are not settings (seed, fold, rung)
+NO_EARLY_STOPPING = -1  # ``--early-stopping-patience off`` before the preset (then None)
 STRUCTURAL = ("width", "depth", "hidden", "batch_size")
 """The names ``--sweep`` may vary that change the compiled program: one `fit_many` per value."""
 
@@ -90,9 +92,10 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
             made[title] = parser.add_argument_group(title, groups.get(title))
         help = meta["help"].format(**fill)
         if "preset" in meta and len(set(meta["preset"].values())) == 1:
-            help += f" (default: {_shown(next(iter(meta['preset'].values())))}, either --preset)"
+            value = _shown(next(iter(meta["preset"].values())), f.name)
+            help += f" (default: {value}, either --preset)"
         elif "preset" in meta:
-            shown = [f"{_shown(v)} with --preset {p}" for p, v in meta["preset"].items()]
+            shown = [f"{_shown(v, f.name)} with --preset {p}" for p, v in meta["preset"].items()]
             help += f" (default: {', '.join(shown)})"
         elif "default" not in help and kind is not bool:
             help += " (default: %(default)s)"
@@ -101,8 +104,11 @@ def add_options(parser: argparse.ArgumentParser, cls: type, groups: dict, **fill
         made[title].add_argument(flag(f.name), default=f.default, help=help, **kw)
 
 
-def _shown(value: Any) -> str:
-    return "full" if value is None else str(value)
+def _shown(value: Any, name: str) -> str:
+    """A preset's value in ``--help``: None is the full batch, or no early stopping."""
+    if value is None:
+        return "full" if name == "batch_size" else "off"
+    return str(value)
 
 
 def _base_type(hint: Any) -> type:
@@ -122,8 +128,9 @@ def resolve_preset(config: Any) -> Any:
 
     ``--preset auto`` is ``book`` for the generated data and ``general`` for the digits and
     files. Settings given explicitly are kept; ``--batch-size full`` becomes None (the full
-    batch, as a run saves it). A resumed run takes its resolved settings from its checkpoint
-    instead.
+    batch, as a run saves it), and so does ``--early-stopping-patience off`` (none; also the
+    general preset's patience when there is no validation data or with ``--halving``). A
+    resumed run takes its resolved settings from its checkpoint instead.
     """
     name = config.preset
     if name == "auto":
@@ -134,7 +141,26 @@ def resolve_preset(config: Any) -> Any:
             value = getattr(config, f.name)
             value = f.metadata["preset"][name] if value is None else value
             values[f.name] = None if f.name == "batch_size" and value == FULL_BATCH else value
+    patience = values["early_stopping_patience"]
+    no_validation = config.val_fraction == 0 and config.val_data is None and not config.folds
+    not_given = config.early_stopping_patience is None
+    if patience == NO_EARLY_STOPPING or (not_given and (no_validation or config.halving)):
+        values["early_stopping_patience"] = None  # off; a preset's with nothing to monitor or
+        # with --halving, which decides the stops itself
     return dataclasses.replace(config, **values)
+
+
+def patience_arg(text: str) -> int:
+    """``--early-stopping-patience``: an integer >= 0, or ``off``."""
+    if text.strip().lower() == "off":
+        return NO_EARLY_STOPPING
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'off'; got {text!r}")
+    return value
 
 
 def batch_size_arg(text: str) -> int:
@@ -169,6 +195,7 @@ PRESET, DATA, MODEL = "preset", "data", "model"
 REG = "regularization (strengths of the penalty terms)"
 OPT, TRAIN = "optimizer", "training and output"
 MANY = "many models at once (one compiled program; see jaxmlp.fit_many)"
+SELECT = "model selection (early stopping, cross-validation, successive halving)"
 GROUP_NOTES = {  # the text under a group's title in --help
     PRESET: "The defaults of the settings marked 'with --preset': book (chapter 14 of the book)\n"
     "or general (for data of your own). Options given explicitly win over the preset.",
@@ -301,6 +328,32 @@ class TrainConfig:
                                      "units of every hidden layer; depth: hidden layers; "
                                      "hidden: layer sizes joined by '-', e.g. 64-32)", MANY,
                                      run=False, metavar="NAME=V1,V2,...")  # fmt: skip
+    early_stopping_patience: int | None = preset_option(
+        {"book": None, "general": 20}, "stop a model after P counted epochs "
+        "without improvement of --monitor, and keep its best epoch (jaxmlp.EarlyStopping); "
+        "'off' for none; the general preset's applies only with validation data", SELECT,
+        metavar="P|off", parse=patience_arg)  # fmt: skip
+    monitor: str = option("val_loss", "the history field early stopping and --halving watch: "
+                          "val_loss, val_accuracy, loss, accuracy, val_r2, ... (minimized, or "
+                          "maximized for accuracies and R²)", SELECT, metavar="FIELD")  # fmt: skip
+    min_delta: float = option(0.0, "early stopping: an improvement must beat the best by more "
+                              "than this", SELECT, metavar="D", low=0)  # fmt: skip
+    start_from_epoch: int = option(0, "early stopping: the first epochs that do not count (a "
+                                   "warm-up)", SELECT, metavar="E", low=0)  # fmt: skip
+    restore_best: str = option("yes", "early stopping: end with the best epoch's parameters "
+                               "and optimizer state (yes) or the last epoch's (no)", SELECT,
+                               choices=("yes", "no"))  # fmt: skip
+    folds: int | None = option(None, "K-fold cross-validation: every model (seed and swept "
+                               "values) trains K times, each on K-1 folds of the training data "
+                               "(stratified by class), validating on the fold held out, all in "
+                               "one program; no validation split or draw is made", SELECT,
+                               run=False, metavar="K", low=2)  # fmt: skip
+    halving: int | None = option(None, "successive halving among the models: at the rungs R, "
+                                 "R·ETA, R·ETA², ... keep the best 1/ETA by --monitor and stop "
+                                 "the others", SELECT, run=False, metavar="ETA", low=2)  # fmt: skip
+    halving_min_epochs: int | None = option(None, "the first rung R of --halving (default: "
+                                            "--epochs / ETA², at least 1)", SELECT, run=False,
+                                            metavar="R", low=1)  # fmt: skip
     baseline: str | None = option(None, "with --sweep and --seeds N >= 2: compare every setting "
                                   "with the one of NAME=V (the same other swept values), "
                                   "paired over the seeds: the difference, its 95%% interval and "

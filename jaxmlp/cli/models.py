@@ -44,6 +44,7 @@ class Model(NamedTuple):
     params: Params
     opt_state: optim.OptState
     key: jax.Array
+    early_state: Any = None  # early stopping's state, when resumed from a checkpoint
 
 
 class Group(NamedTuple):
@@ -56,10 +57,12 @@ class Group(NamedTuple):
 
 
 def grid(config: TrainConfig, sweeps: dict[str, list[Any]]) -> list[dict[str, Any]]:
-    """Every model's seed and swept values: the first sweep outermost, the seeds fastest."""
+    """Every model's seed, fold and swept values: the first sweep outermost, the folds fastest."""
     seeds = range(config.seed, config.seed + config.seeds)
-    return [{"seed": seed, **dict(zip(sweeps, combo))}
-            for combo in itertools.product(*sweeps.values()) for seed in seeds]  # fmt: skip
+    folds = [{"fold": f} for f in range(config.folds)] if config.folds else [{}]
+    return [{"seed": seed, **fold, **dict(zip(sweeps, combo))}
+            for combo in itertools.product(*sweeps.values()) for seed in seeds
+            for fold in folds]  # fmt: skip
 
 
 def make_groups(config: TrainConfig, data: Data, sweeps: dict[str, list[Any]]) -> list[Group]:
@@ -141,7 +144,10 @@ def resumed(groups: list[Group], ck: Any, out: str) -> list[Group]:
     group = groups[0]
     if ck.net != group.problem.net:
         raise ValueError(f"the checkpoint in {out} holds {ck.net}, not {group.problem.net}")
-    model = group.models[0]._replace(params=ck.params, opt_state=ck.opt_state, key=ck.key)
+    last = ck.extra.get("last", {"params": ck.params, "opt_state": ck.opt_state})
+    early = ck.extra.get("early_stopping")
+    model = group.models[0]._replace(params=last["params"], opt_state=last["opt_state"],
+                                     key=ck.key, early_state=early)  # fmt: skip
     return [group._replace(models=[model])]
 
 

@@ -17,10 +17,13 @@ from typing import Any
 import numpy as np
 
 from jaxmlp import checkpoint
+from jaxmlp.cli.config import MEMBER
 from jaxmlp.cli.scores import final_metrics
 
 OLD_DEFAULTS = {"data_seed": None, "task": "auto", "no_plots": False, "preset": "book",
-                "val_data": None, "test_data": None, "standardize_targets": "no"}  # fmt: skip
+                "val_data": None, "test_data": None, "standardize_targets": "no",
+                "early_stopping_patience": None, "monitor": "val_loss", "min_delta": 0.0,
+                "start_from_epoch": 0, "restore_best": "yes"}  # fmt: skip
 """The settings of runs saved before they existed, as those runs had them."""
 
 
@@ -98,7 +101,8 @@ def as_lists(history: dict[str, np.ndarray]) -> dict[str, list]:
 
 
 def save_model(where, problem, params, state, key, config, history, *, reason=None,
-               final=True, test=None, best_epoch=None) -> None:  # fmt: skip
+               final=True, test=None, best_epoch=None, early_state=None,
+               last_state=None) -> None:  # fmt: skip
     """history.json (and metrics.csv when `final`), then the checkpoint that points at them.
 
     history.json holds the settings, the net, loss, task and data (`describe`), the epochs run,
@@ -107,7 +111,10 @@ def save_model(where, problem, params, state, key, config, history, *, reason=No
     without ``--test-data``) and the history. ``--resume`` needs it beside the checkpoint;
     metrics.csv is for people, and writing it whole at every checkpoint of a long run would cost
     more than the training. The checkpoint's metadata holds the epoch, the settings and the target's
-    standardization (``target_scale``, None when not standardized).
+    standardization (``target_scale``, None when not standardized); with early stopping its
+    state rides along (the checkpoint's ``extra["early_stopping"]``), and when the parameters
+    saved are the best epoch's, the last epoch's too (``extra["last"]``), so ``--resume``
+    continues exactly as a run that never stopped.
     """
     epoch = int(history["epoch"][-1]) if len(history["epoch"]) else 0
     about = describe(problem, config)
@@ -118,8 +125,11 @@ def save_model(where, problem, params, state, key, config, history, *, reason=No
     if final:
         write_csv(os.path.join(where, "metrics.csv"), [], [([], history)])
     meta = {"epoch": epoch, "config": config, "target_scale": about["target_scale"]}
+    extra = {} if early_state is None else {"early_stopping": early_state}
+    if last_state is not None:
+        extra["last"] = {"params": last_state[0], "opt_state": last_state[1]}
     checkpoint.save(os.path.join(where, "checkpoint.npz"), problem.net, params, state, key=key,
-                    metadata=meta)  # fmt: skip
+                    metadata=meta, extra=extra)  # fmt: skip
 
 
 def save_split(where: str, split: dict[str, np.ndarray] | None) -> None:
@@ -169,7 +179,7 @@ def fmt(value: float | int | str | None) -> str:
 
 def label(values: dict[str, Any]) -> str:
     """``seed 3, l2w=0.001, lr=0.02``: a model's seed and swept values."""
-    swept = [f"{k}={fmt(v)}" for k, v in values.items() if k != "seed"]
+    swept = [f"{k}={fmt(v)}" for k, v in values.items() if k not in MEMBER]
     return ", ".join([f"seed {values['seed']}", *swept])
 
 

@@ -16,6 +16,7 @@ import sys
 from typing import Any
 
 from jaxmlp.cli import summary
+from jaxmlp.cli.config import MEMBER
 from jaxmlp.cli.outputs import fmt, label
 from jaxmlp.cli.scores import final_metrics, finals, score
 from jaxmlp.fit import FitResult
@@ -52,9 +53,10 @@ def report(out: str, config: Any, problems: list, values: list[dict], results: l
     else:
         _print_table(values, results, ends, shown)
     seeds = config.seeds if len(results) > 1 else 1
+    folds = config.folds or 1 if len(results) > 1 else 1
     left_out = [bool(r.stop_reason and "diverged" in r.stop_reason) for r in results]
-    closing = summary.summarize(values, ends, left_out, seeds, baseline)
-    if len(results) > 1 and seeds > 1:
+    closing = summary.summarize(values, ends, left_out, seeds, baseline, folds)
+    if len(results) > 1 and seeds * folds > 1:
         print("\n".join(summary.lines(closing, shown)))
     summary.save(out, closing)
     many = f"{len(results)} models of " if len(results) > 1 else ""
@@ -100,11 +102,16 @@ def _headline_text(task: str, metrics: dict[str, float]) -> str:
 
 def _print_table(values: list[dict], results: list, ends: list[dict], shown: dict) -> None:
     """One line per model: its seed, swept values and final metrics (or how it stopped)."""
-    names = [k for k in values[0] if k != "seed"]  # the swept names
-    head = ["model", "seed", *names, *shown.values()]
+    members = [k for k in MEMBER if k in values[0]]  # seed, and fold or rung
+    names = [k for k in values[0] if k not in MEMBER]  # the swept names
+    stops = any(r.best_epoch or "rung" in v for v, r in zip(values, results))
+    head = ["model", *members, *names, *(["epochs", "best"] if stops else []), *shown.values()]
     rows = []
     for k, (v, r, end) in enumerate(zip(values, results, ends)):
-        cells = [str(k), *(fmt(v[n]) for n in ["seed", *names])]
+        cells = [str(k), *(fmt(v[n]) for n in [*members, *names])]
+        if stops:  # early stopping or halving: the epochs run, the epoch whose state is kept
+            ran = len(r.history["epoch"])
+            cells += [str(ran), str(r.best_epoch or ran)]
         reason = r.stop_reason or ""
         if "diverged" in reason:
             epoch = int(r.history["epoch"][-1]) if len(r.history["epoch"]) else 0
@@ -130,7 +137,7 @@ def _plot(out: str, problems: list, values: list[dict], results: list, seeds: in
         plotting.plot_history(histories[0], curves)
     elif len(results) > 1 and any(len(h["epoch"]) for h in histories):
         labels = [f"{k}: {label(v)}" for k, v in enumerate(values)]
-        settings = [", ".join(f"{n}={fmt(x)}" for n, x in v.items() if n != "seed") or "all"
+        settings = [", ".join(f"{n}={fmt(x)}" for n, x in v.items() if n not in MEMBER) or "all"
                     for v in values]  # fmt: skip
         plotting.plot_histories(histories, labels, curves, settings=settings)
     _plot_boundary(out, problems, values, results)

@@ -9,9 +9,10 @@ compared with its baseline, the setting that has NAME=V and the same other swept
 paired over the seeds (seed k with seed k, `jaxmlp.stats.paired`), the mean difference
 (setting − baseline), its 95% interval, t and the two-sided p.
 
-``summary.json``: ``{"confidence", "seeds", "names", "metrics", "baseline", "settings": [{"values",
-"models", "n", "metrics": {name: {"mean", "std", "ci_low", "ci_high"}}, "baseline": {"values",
-"metrics": {name: {"n", "mean", "ci_low", "ci_high", "t", "p"}}} or None}]}``.
+``summary.json``: ``{"confidence", "seeds", "folds", "names", "metrics", "baseline",
+"settings": [{"values", "models", "n", "metrics": {name: {"mean", "std", "ci_low",
+"ci_high"}}, "baseline": {"values", "metrics": {name: {"n", "mean", "ci_low", "ci_high", "t",
+"p"}}} or None}]}``.
 ``summary.csv``: one row per setting: the swept names, ``n``, then per metric ``M``, ``M_std``,
 ``M_low``, ``M_high`` and, with a baseline, ``M_diff``, ``M_diff_low``, ``M_diff_high``,
 ``M_p`` (empty where a number does not apply).
@@ -25,13 +26,15 @@ import os
 from typing import Any
 
 from jaxmlp import stats
+from jaxmlp.cli.config import MEMBER
 from jaxmlp.cli.outputs import fmt, write_json
 
 CONFIDENCE = 0.95
 
 
 def summarize(values: list[dict], finals: list[dict], left_out: list[bool], seeds: int,
-              baseline: tuple[str, Any] | None = None) -> dict[str, Any]:  # fmt: skip
+              baseline: tuple[str, Any] | None = None,
+              folds: int = 1) -> dict[str, Any]:  # fmt: skip
     """The summary of a run (see the module's docstring for its form).
 
     Args:
@@ -40,12 +43,15 @@ def summarize(values: list[dict], finals: list[dict], left_out: list[bool], seed
       left_out: per model, whether to leave it out (it diverged).
       seeds: the number of seeds of each setting.
       baseline: ``--baseline``'s name and value, or None.
+      folds: the folds of each seed (``--folds``): a setting's models are its seeds × folds,
+        and a baseline pairs seed s, fold f with seed s, fold f.
     """
-    names = [k for k in values[0] if k != "seed"]
+    names = [k for k in values[0] if k not in MEMBER]
     metrics = [m for m in _ordered(finals) if all(m in f for f in finals if f)]
     settings = []
-    for first in range(0, len(values), seeds):
-        ks = list(range(first, min(first + seeds, len(values))))
+    block = seeds * folds
+    for first in range(0, len(values), block):
+        ks = list(range(first, min(first + block, len(values))))
         good = [k for k in ks if not left_out[k] and finals[k]]
         row = {"values": {n: values[first][n] for n in names}, "models": ks, "n": len(good),
                "metrics": {m: _spread([finals[k][m] for k in good]) for m in metrics},
@@ -54,7 +60,8 @@ def summarize(values: list[dict], finals: list[dict], left_out: list[bool], seed
     if baseline is not None:
         for row in settings:
             row["baseline"] = _compare(row, settings, baseline, finals, left_out, metrics)
-    return {"confidence": CONFIDENCE, "seeds": seeds, "names": names, "metrics": metrics,
+    return {"confidence": CONFIDENCE, "seeds": seeds, "folds": folds, "names": names,
+            "metrics": metrics,
             "baseline": None if baseline is None else f"{baseline[0]}={fmt(baseline[1])}",
             "settings": settings}  # fmt: skip
 
@@ -135,8 +142,9 @@ def lines(summary: dict[str, Any], shown: dict[str, str]) -> list[str]:
     `shown` maps a metric to its printed name (``val_accuracy`` → ``val_acc``); with a baseline,
     each other setting's line is followed by its paired differences and p-values.
     """
-    seeds = summary["seeds"]
-    out = [f"mean [95% interval] over {seeds} seeds (Student t; diverged models left out):"]
+    seeds, folds = summary["seeds"], summary.get("folds", 1)
+    over = f"{seeds} seeds" + (f" × {folds} folds" if folds > 1 else "")
+    out = [f"mean [95% interval] over {over} (Student t; diverged models left out):"]
     metrics = [m for m in shown if m in summary["metrics"]]
     for row in summary["settings"]:
         setting = ", ".join(f"{n}={fmt(v)}" for n, v in row["values"].items()) or "all models"
@@ -144,7 +152,7 @@ def lines(summary: dict[str, Any], shown: dict[str, str]) -> list[str]:
             out.append(f"  {setting}: no results (every seed diverged or did not train)")
             continue
         parts = [f"{shown[m]} {_interval(row['metrics'][m])}" for m in metrics]
-        counted = f" ({row['n']} of {seeds} seeds)" if row["n"] < seeds else ""
+        counted = f" ({row['n']} of {seeds * folds})" if row["n"] < seeds * folds else ""
         out.append(f"  {setting}: {', '.join(parts)}{counted}")
         if row["baseline"]:
             base = ", ".join(f"{n}={fmt(v)}" for n, v in row["baseline"]["values"].items())

@@ -16,7 +16,7 @@ import dataclasses
 import math
 from typing import Any
 
-from jaxmlp.cli.config import RUN_KEYS, STRUCTURAL, SWEEPABLE, TrainConfig
+from jaxmlp.cli.config import MEMBER, RUN_KEYS, STRUCTURAL, SWEEPABLE, TrainConfig
 from jaxmlp.cli.data import hidden_sizes
 
 
@@ -128,7 +128,7 @@ def model_config(config: TrainConfig, values: dict[str, Any]) -> TrainConfig:
     layers as ``--hidden`` has), ``depth`` the number of hidden layers (of ``--hidden``'s first
     size, or the swept width).
     """
-    data_values = {k: v for k, v in values.items() if k not in STRUCTURAL}
+    data_values = {k: v for k, v in values.items() if k not in STRUCTURAL and k not in MEMBER[1:]}
     shape = structural(values)
     sizes = list(hidden_sizes(config.hidden))
     if "hidden" in shape:

@@ -63,7 +63,7 @@ import numpy as np
 
 from jaxmlp._driver import Snapshot
 from jaxmlp.cli import config as options
-from jaxmlp.cli import outputs, report
+from jaxmlp.cli import outputs, report, selection
 from jaxmlp.cli.config import RUN_KEYS, TrainConfig, check_bounds
 from jaxmlp.cli.data import load_data
 from jaxmlp.cli.models import Group, make_groups, resumed, with_seed_data
@@ -128,10 +128,11 @@ def plan(config: TrainConfig) -> Run:
     history, ck = {}, None
     if config.resume:
         parse_sweeps(config)  # refuses --seeds and --sweep
+        selection.check_resume(config)  # and --folds, --halving
         ck, saved, history = outputs.load_run(out, RUN_KEYS)
         config = dataclasses.replace(config, **{k: saved[k] for k in RUN_KEYS})
     else:
-        config = options.resolve_preset(config)
+        config = selection.for_folds(options.resolve_preset(config))
     check_bounds(config)
     sweeps = parse_sweeps(config)
     baseline = parse_baseline(config, sweeps)
@@ -141,29 +142,39 @@ def plan(config: TrainConfig) -> Run:
     groups = make_groups(config, data, sweeps)
     if ck is not None:
         groups = resumed(groups, ck, out)
+    selection.check(config, groups[0].problem, sum(len(g.models) for g in groups))
     settings = run_settings(config)
     if sum(len(g.models) for g in groups) > 1:
         seeds = list(range(config.seed, config.seed + config.seeds))
-        settings.update(seeds=seeds, sweep=sweeps, baseline=config.baseline)
+        many = {
+            k: getattr(config, k) for k in ("baseline", "folds", "halving", "halving_min_epochs")
+        }
+        settings.update(seeds=seeds, sweep=sweeps, **many)
     os.makedirs(out, exist_ok=True)
     outputs.save_split(out, data.split)
     return Run(out, config, settings, groups, history, baseline)
 
 
 def exit_status(out: str, config: TrainConfig, results: list[FitResult]) -> int:
-    """Print why training stopped early, if it did; 130 interrupted, 1 diverged, else 0."""
+    """Print why training stopped early, if it did; 130 interrupted, 1 diverged, else 0.
+
+    Divergence goes to stderr; early stopping and pruning are results, not failures: printed
+    for one model (the table shows them for K).
+    """
     reasons = [r.stop_reason for r in results if r.stop_reason]
     interrupted = [r for r in reasons if r.startswith("interrupted")]
-    for reason in reasons:
-        if not reason.startswith("interrupted"):
-            print(f"jaxmlp train: {reason}", file=sys.stderr)
+    failed = [r for r in reasons if "diverged" in r]
+    for reason in failed:
+        print(f"jaxmlp train: {reason}", file=sys.stderr)
+    if len(results) == 1 and reasons and not (failed or interrupted):
+        print(reasons[0])
     if interrupted:
         epoch = max(int(r.history["epoch"][-1]) for r in results if len(r.history["epoch"]))
         where = f"{out}/model_<k>" if len(results) > 1 else out
         print(f"jaxmlp train: interrupted at epoch {epoch}; resume with jaxmlp train --resume "
               f"--out {where} --epochs {config.epochs}", file=sys.stderr)  # fmt: skip
         return 130
-    return 1 if reasons else 0
+    return 1 if failed else 0
 
 
 def interruptible(run_fn):
@@ -242,20 +253,38 @@ def train_group(run: Run, group: Group) -> list[FitResult]:
               epochs=max(config.epochs - done, 0), progress=not config.no_progress,
               callback=lambda snapshot: save_snapshot(run, group, snapshot),
               callback_every=config.checkpoint_every)  # fmt: skip
+    if selection.early_stopping(config) is not None:
+        kw["early_stopping"] = selection.early_stopping(config)
     net, x, y, first = problem.net, problem.x, problem.y, models[0]
     with warnings.catch_warnings():  # divergence is reported once, with the exit status
         warnings.simplefilter("ignore", RuntimeWarning)
         if len(models) == 1:
             state, key = first.opt_state, first.key
+            if "early_stopping" in kw:
+                kw["early_state"] = first.early_state  # a resumed run's, else None
             results = [fit(net, first.params, first.opt, x, y, opt_state=state, key=key, **kw)]
         else:
-            # One key when the seeds are one: the same shuffles for all, without K copies.
-            key = first.key if config.seeds == 1 else jnp.stack([m.key for m in models])
-            params, state = stack([m.params for m in models]), stack([m.opt_state for m in models])
-            many = fit_many(net, params, first.opt, x, y, opt_state=state, key=key, **kw)
-            results = [many.model(k) for k in range(len(models))]
+            results = _train_many(config, group, kw)
     return [r._replace(history=_joined(run.history, in_units(problem, r.history)))
             for r in results]  # fmt: skip
+
+
+def _train_many(config: TrainConfig, group: Group, kw: dict) -> list[FitResult]:
+    """A group of K models in one `fit_many`, with their folds, or by successive halving."""
+    models, problem, first = group.models, group.problem, group.models[0]
+    # One key when the seeds are one: the same shuffles for all, without K copies.
+    key = first.key if config.seeds == 1 else jnp.stack([m.key for m in models])
+    params, state = stack([m.params for m in models]), stack([m.opt_state for m in models])
+    if config.folds:
+        kw |= selection.fold_rows(config, problem, [m.values for m in models])
+    args = (problem.net, params, first.opt, problem.x, problem.y)
+    if config.halving:
+        results, rungs = selection.halve(config, *args, {**kw, "opt_state": state, "key": key})
+        for m, rung in zip(models, rungs):
+            m.values["rung"] = int(rung)  # recorded in metrics.csv and history.json
+        return results
+    many = fit_many(*args, opt_state=state, key=key, **kw)
+    return [many.model(k) for k in range(len(models))]
 
 
 def _untrained(model: Any) -> FitResult:
@@ -284,19 +313,27 @@ def save(run: Run, group: Group, results: list[FitResult], tests: list, final: b
     for number, model, result, test in zip(group.numbers, group.models, results, tests):
         where = os.path.join(run.out, f"model_{number}") if many else run.out
         os.makedirs(where, exist_ok=True)
-        state = result.opt_state
+        state, last = result.opt_state, result.last_state
         if model.values.get("warmup") == 0:
             # The single run has no warm-up to wrap its schedule in (rates are the same).
-            state = state._replace(learning_rate=state.learning_rate.schedule)
+            state = _unwrapped(state)
+            last = None if last is None else (last[0], _unwrapped(last[1]))
         outputs.save_model(where, group.problem, result.params, state, model.key,
                            run_settings(model.config), result.history, reason=result.stop_reason,
-                           final=final, test=test, best_epoch=result.best_epoch)  # fmt: skip
+                           final=final, test=test, best_epoch=result.best_epoch,
+                           early_state=result.early_state, last_state=last)  # fmt: skip
+
+
+def _unwrapped(state: Any) -> Any:
+    """An optimizer state with its 0-step warm-up unwrapped (the same rates)."""
+    return state._replace(learning_rate=state.learning_rate.schedule)
 
 
 def _per_model(snapshot: Snapshot, n: int) -> list[FitResult]:
     """Each of the `n` models' parameters, state and history so far, as `FitResult`s."""
     if n == 1:
-        return [FitResult(snapshot.params, snapshot.opt_state, snapshot.history, None)]
+        return [FitResult(snapshot.params, snapshot.opt_state, snapshot.history, None,
+                          early_state=snapshot.early_state)]  # fmt: skip
     runs = np.sum(~np.isnan(snapshot.history["loss"]), axis=1)  # a stopped model's rows are NaN
     many = FitManyResult(snapshot.params, snapshot.opt_state, snapshot.history, [None] * n, runs)
     return [many.model(k) for k in range(n)]
