@@ -215,6 +215,16 @@ def test_a_run_resumed_with_its_early_state_decides_as_one_that_never_stopped(x6
     np.testing.assert_array_equal(rest.history["epoch"], whole.history["epoch"][4:])
     for a, b in zip(jax.tree.leaves(rest[:2]), jax.tree.leaves(whole[:2])):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+    # From a result that restored its best epoch: last_state holds where it ended.
+    part = jm.fit(net, params, OPT, x, y, epochs=whole.best_epoch + 1, early_stopping=es, **kw)
+    assert part.stop_reason is None and part.last_state is not None
+    last_params, last_opt_state = part.last_state
+    on = jm.fit(net, last_params, OPT, x, y, epochs=EPOCHS - whole.best_epoch - 1,
+                opt_state=last_opt_state, initial_epoch=whole.best_epoch + 1, early_stopping=es,
+                early_state=part.early_state, **kw)  # fmt: skip
+    assert (on.best_epoch, on.stop_reason) == (whole.best_epoch, whole.stop_reason)
+    for a, b in zip(jax.tree.leaves(on[:2]), jax.tree.leaves(whole[:2])):
+        np.testing.assert_allclose(a, b, rtol=1e-12)
     with pytest.raises(ValueError, match="early_state continues early stopping: pass early_st"):
         jm.fit(net, params, OPT, x, y, epochs=1, early_state=snap.early_state, **kw)
     other = jm.EarlyStopping(patience=3, restore_best=False)
