@@ -62,13 +62,14 @@ class HalvingResult(NamedTuple):
         params, opt_state = take((self.params, self.opt_state), k)
         runs = int(np.sum(~np.isnan(self.history["loss"][k])))
         history = {name: h[k, :runs] for name, h in self.history.items()}
+        survived = k in self.survivors
+        end = self.history["epoch"].shape[1] if survived else self.rungs[self.rung[k]]
         reason = None
-        if k not in self.survivors and runs:
-            rung = self.rungs[self.rung[k]]
-            reason = (f"pruned by successive halving at rung {self.rung[k] + 1} (epoch {rung}): "
+        if runs < end:  # stopped before its rung (or the end): the loss became NaN or infinite
+            reason = f"diverged at epoch {runs + 1}; kept its parameters after epoch {runs}"
+        elif not survived:
+            reason = (f"pruned by successive halving at rung {self.rung[k] + 1} (epoch {end}): "
                       f"score {self.scores[k, self.rung[k]]:.6g}")  # fmt: skip
-        if runs < self.history["epoch"].shape[1] and not reason:
-            reason = f"diverged: stopped after epoch {runs}"
         return FitResult(params, opt_state, history, reason)
 
     def saved(self) -> float:
