@@ -1,7 +1,7 @@
 """Model selection: `jaxmlp.cross_validate` against separate fits, and what halving saves.
 
     python benchmarks/bench_selection.py                 # spiral 3×100, 2-64-3, 5 folds
-    python benchmarks/bench_selection.py --epochs 2000 --folds 10 --batch-size 32
+    python benchmarks/bench_selection.py --samples 101 --batch-size 32   # folds of 2 sizes
 
 Cross-validation: k folds trained as k members of one `fit_many` program, against the loop a
 researcher writes by hand, k calls of `jaxmlp.fit` on the same splits with the same initial
@@ -107,8 +107,9 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=5)
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--samples", type=int, default=100, help="spiral samples per class")
     args = parser.parse_args()
-    x, y = jm.spiral(jax.random.key(0), samples=100)
+    x, y = jm.spiral(jax.random.key(0), samples=args.samples)
     x = np.asarray(x)
     net = jm.MLP((2, 64, 3), ("relu", "softmax"))
     opt = jm.optim.adam(0.02)
