@@ -232,15 +232,23 @@ def train_val_split(key: jax.Array, x: Any, y: Any, val_fraction: float = 0.2):
     n = len(x)
     if len(y) != n:
         raise ValueError(f"x has {n} rows but y has {len(y)}")
+    tr, va = split_rows(key, n, val_fraction)
+    x, y = jnp.asarray(x), jnp.asarray(y)
+    return (x[tr], y[tr]), (x[va], y[va])
+
+
+def split_rows(key: jax.Array, n: int, val_fraction: float) -> tuple[jax.Array, jax.Array]:
+    """`train_val_split`'s rows: a shuffle of ``range(n)`` cut into training and validation.
+
+    ``max(1, round(n·val_fraction))`` rows go to validation; at least one must stay to train.
+    """
     if not 0 < val_fraction < 1:
         raise ValueError(f"val_fraction must be in (0, 1); got {val_fraction!r}")
     n_val = max(1, int(round(n * val_fraction)))
     if n_val >= n:
         raise ValueError(f"val_fraction={val_fraction} leaves no training rows out of {n}")
     perm = jax.random.permutation(key, n)
-    tr, va = perm[: n - n_val], perm[n - n_val :]
-    x, y = jnp.asarray(x), jnp.asarray(y)
-    return (x[tr], y[tr]), (x[va], y[va])
+    return perm[: n - n_val], perm[n - n_val :]
 
 
 def one_hot(y: Any, classes: int) -> jax.Array:

@@ -283,11 +283,9 @@ def split_rows(key: jax.Array, x: Any, y: Any, fraction: float):
     rows are used.
     """
     n = len(x)
-    n_val = max(1, int(round(n * fraction)))
-    if n_val >= n:
+    if max(1, int(round(n * fraction))) >= n:
         raise ValueError(f"--val-fraction {fraction} leaves no training rows out of {n}")
-    perm = jax.random.permutation(key, n)
-    train, val = perm[: n - n_val], perm[n - n_val :]
+    train, val = datasets.split_rows(key, n, fraction)
     x, y = jnp.asarray(x), jnp.asarray(y)
     split = {"train": np.asarray(train, np.int64), "val": np.asarray(val, np.int64)}
     return x[train], y[train], (x[val], y[val]), split
