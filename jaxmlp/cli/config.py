@@ -150,32 +150,29 @@ def resolve_preset(config: Any) -> Any:
     return dataclasses.replace(config, **values)
 
 
-def patience_arg(text: str) -> int:
-    """``--early-stopping-patience``: an integer >= 0, or ``off``."""
-    if text.strip().lower() == "off":
-        return NO_EARLY_STOPPING
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected an integer >= 0 or 'off'; got {text!r}")
-    return value
+def int_or(word: str, meaning: int, low: int) -> Any:
+    """An argparse type: an integer ``>= low``, or `word` (returned as `meaning`)."""
+    want = "a positive integer" if low == 1 else f"an integer >= {low}"
+
+    def parse(text: str) -> int:
+        if text.strip().lower() == word:
+            return meaning
+        try:
+            value = int(text)
+        except ValueError:
+            value = low - 1
+        if value < low:
+            raise argparse.ArgumentTypeError(f"expected {want} or {word!r}; got {text!r}")
+        return value
+
+    parse.__name__ = f"integer or {word}"  # argparse names the type in some messages
+    return parse
 
 
-def batch_size_arg(text: str) -> int:
-    """``--batch-size``: a positive integer, or ``full`` for the whole training set."""
-    if text.strip().lower() == "full":
-        return FULL_BATCH
-    try:
-        value = int(text)
-    except ValueError:
-        value = -1
-    if value < 1:
-        raise argparse.ArgumentTypeError(
-            f"expected a positive integer or 'full'; got {text!r}"
-        ) from None
-    return value
+patience_arg = int_or("off", NO_EARLY_STOPPING, 0)
+"""``--early-stopping-patience``: an integer >= 0, or ``off``."""
+batch_size_arg = int_or("full", FULL_BATCH, 1)
+"""``--batch-size``: a positive integer, or ``full`` for the whole training set."""
 
 
 def flag(name: str) -> str:
