@@ -112,6 +112,24 @@ def take(tree: Any, k: int) -> Any:
     return jax.tree.map(lambda a: a[k], tree)
 
 
+def take_reg(regs: tuple, models: Any) -> tuple:
+    """The per-layer regularizations of the models `models` (indices into the K models).
+
+    A strength shared by all models stays as it is; one with a value per model is indexed.
+
+    >>> from jaxmlp.ensemble import take_reg
+    >>> take_reg((Regularization(l2w=jnp.array([1.0, 2.0, 3.0]), l1w=0.5),), [2, 0])[0].l2w
+    Array([3., 1.], dtype=float32)
+    """
+
+    models = np.asarray(models)
+
+    def pick(strength: Any) -> Any:
+        return strength if np.ndim(strength) == 0 else jnp.asarray(strength)[models]
+
+    return tuple(Regularization(*[pick(getattr(r, f)) for f in FIELDS]) for r in regs)
+
+
 def unstack(tree: Any) -> list[Any]:
     """The K trees of a stacked tree, the inverse of `stack`."""
     leaves = jax.tree.leaves(tree)

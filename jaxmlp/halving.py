@@ -19,16 +19,15 @@ from __future__ import annotations
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp._checks import check_count, check_key
 from jaxmlp.early_stopping import EarlyStopping
-from jaxmlp.ensemble import fit_many, take
+from jaxmlp.ensemble import fit_many, take, take_reg
 from jaxmlp.fit import FitResult
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
-from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
+from jaxmlp.regularization import RegLike, per_layer
 
 
 class HalvingResult(NamedTuple):
@@ -159,13 +158,16 @@ class Ranking:
         self.scores = np.full((K, len(rungs)), np.nan)
 
     def decide(self, i: int, history: dict[str, np.ndarray], row: int) -> None:
-        """At rung `i`, rank the alive models by `history[monitor][:, row]` and prune."""
+        """At rung `i`, rank the alive models by ``history[monitor][alive, row]`` and prune.
+
+        `history` holds all K models (the pruned ones' rows NaN).
+        """
         if self.monitor not in history:
             fields = ", ".join(k for k in history if k != "epoch")
             raise ValueError(
                 f"monitor must be a history field, one of {fields}; got {self.monitor!r}"
             )
-        self.scores[self.alive, i] = history[self.monitor][:, row]
+        self.scores[self.alive, i] = history[self.monitor][self.alive, row]
         self.alive = self.alive[keep_best(self.scores[self.alive, i], self.eta, self.maximize)]
         self.rung[self.alive] = i + 1
 
@@ -184,8 +186,7 @@ def _compacted(net, opt, x, y, loss, members, ranking, epochs, fit_kw):
         members = members.put(alive, result.params, result.opt_state)
         model_epochs, done = model_epochs + int(np.sum(result.epochs_run)), stop
         if i < len(ranking.rungs):
-            full = {k: v[alive] for k, v in history.items()}
-            ranking.decide(i, full, stop - 1)
+            ranking.decide(i, history, stop - 1)
     return members, history, model_epochs
 
 
@@ -196,8 +197,7 @@ def _in_one_program(net, opt, x, y, loss, members, ranking, epochs, fit_kw):
     def at_rung(snapshot):
         if snapshot.epoch not in ranking.rungs:
             return None
-        seen = {k: v[ranking.alive] for k, v in snapshot.history.items()}
-        ranking.decide(ranking.rungs.index(snapshot.epoch), seen, snapshot.epoch - 1)
+        ranking.decide(ranking.rungs.index(snapshot.epoch), snapshot.history, snapshot.epoch - 1)
         return ~np.isin(np.arange(K), ranking.alive)
 
     every = ranking.rungs[0] if ranking.rungs else epochs
@@ -221,11 +221,7 @@ class Members(NamedTuple):
 
     def take(self, idx: np.ndarray) -> Members:
         """The models `idx`, as `jaxmlp.fit_many` takes them."""
-
-        def pick(a: Any) -> Any:
-            return a if np.ndim(a) == 0 else jnp.asarray(a)[idx]
-
-        reg = tuple(Regularization(*[pick(getattr(r, f)) for f in FIELDS]) for r in self.reg)
+        reg = take_reg(self.reg, idx)
         key = self.key if check_key(self.key) == () else self.key[idx]
         rows, vrows = ([lists[k] for k in idx] if lists is not None else None
                        for lists in (self.rows, self.validation_rows))  # fmt: skip

@@ -23,11 +23,11 @@ import numpy as np
 from jaxmlp import stats
 from jaxmlp._checks import check_count, check_key, check_net
 from jaxmlp.early_stopping import EarlyStopping
-from jaxmlp.ensemble import FitManyResult, fit_many, stack
+from jaxmlp.ensemble import FitManyResult, fit_many, stack, take_reg
 from jaxmlp.metrics import task_of
 from jaxmlp.model import MLP, init_params
 from jaxmlp.optim import Optimizer, set_hyperparams
-from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
+from jaxmlp.regularization import FIELDS, RegLike, per_layer
 
 Rows = tuple[tuple[np.ndarray, np.ndarray], ...]
 
@@ -158,7 +158,8 @@ def cross_validate(net: MLP, key: jax.Array, opt: Optimizer, x: Any, y: Any, *, 
     check_count("epochs", epochs, 1)
     fold_key, init_key, shuffle_key = jax.random.split(key, 3)
     split = fold_rows(fold_key, y, folds, stratify and task_of(loss) == "classification")
-    regs, V = _values(per_layer(reg, net.n_layers), hyperparams)
+    regs = per_layer(reg, net.n_layers)
+    V = _values(regs, hyperparams)
     value, seed, fold = (a.reshape(-1) for a in np.indices((V, seeds, folds)))
     given = np.dtype(getattr(x, "dtype", None) or np.asarray(x).dtype)
     dtype = given if np.issubdtype(given, np.floating) else jnp.result_type(float)
@@ -168,7 +169,7 @@ def cross_validate(net: MLP, key: jax.Array, opt: Optimizer, x: Any, y: Any, *, 
     states = [opt.init(starts[s]) for s in seed]
     for name, values in (hyperparams or {}).items():
         states = [set_hyperparams(st, **{name: values[v]}) for st, v in zip(states, value)]
-    regs = tuple(Regularization(*[_per_member(getattr(r, f), value) for f in FIELDS]) for r in regs)
+    regs = take_reg(regs, value)  # each member's swept value
     state = stack(states)
     result = fit_many(net, params, opt, x, y, loss=loss, reg=regs, epochs=epochs,
                       batch_size=batch_size, validation=(x, y), opt_state=state,
@@ -179,8 +180,8 @@ def cross_validate(net: MLP, key: jax.Array, opt: Optimizer, x: Any, y: Any, *, 
     return CVResult(result, split, value, seed, fold, scores, chosen)
 
 
-def _values(regs: tuple, hyperparams: dict | None) -> tuple[tuple, int]:
-    """The per-layer regularizations and V, the number of swept values (1 when none)."""
+def _values(regs: tuple, hyperparams: dict | None) -> int:
+    """V, the number of swept values (1 when none); raises unless every sweep has V."""
     lengths = {f"reg (layer {l}) {f}": np.size(getattr(r, f)) for l, r in enumerate(regs)
                for f in FIELDS if np.ndim(getattr(r, f))}  # fmt: skip
     for name, values in (hyperparams or {}).items():
@@ -190,12 +191,7 @@ def _values(regs: tuple, hyperparams: dict | None) -> tuple[tuple, int]:
     if len(set(lengths.values())) > 1:
         detail = ", ".join(f"{k}: {v}" for k, v in lengths.items())
         raise ValueError(f"every swept setting must have the same number of values; got {detail}")
-    return regs, next(iter(lengths.values()), 1)
-
-
-def _per_member(strength: Any, value: np.ndarray) -> Any:
-    """A strength for every member: shared when a number, else each member's swept value."""
-    return strength if np.ndim(strength) == 0 else jnp.asarray(strength)[value]
+    return next(iter(lengths.values()), 1)
 
 
 def _scores(result: FitManyResult, early: EarlyStopping | None, shape: tuple) -> tuple:

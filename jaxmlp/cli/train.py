@@ -253,8 +253,9 @@ def train_group(run: Run, group: Group) -> list[FitResult]:
               epochs=max(config.epochs - done, 0), progress=not config.no_progress,
               callback=lambda snapshot: save_snapshot(run, group, snapshot),
               callback_every=config.checkpoint_every)  # fmt: skip
-    if selection.early_stopping(config) is not None:
-        kw["early_stopping"] = selection.early_stopping(config)
+    early = selection.early_stopping(config)
+    if early is not None:
+        kw["early_stopping"] = early
     net, x, y, first = problem.net, problem.x, problem.y, models[0]
     with warnings.catch_warnings():  # divergence is reported once, with the exit status
         warnings.simplefilter("ignore", RuntimeWarning)
