@@ -121,7 +121,6 @@ def take_reg(regs: tuple, models: Any) -> tuple:
     >>> take_reg((Regularization(l2w=jnp.array([1.0, 2.0, 3.0]), l1w=0.5),), [2, 0])[0].l2w
     Array([3., 1.], dtype=float32)
     """
-
     models = np.asarray(models)
 
     def pick(strength: Any) -> Any:
