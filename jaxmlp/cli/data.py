@@ -43,10 +43,6 @@ class TargetScale(NamedTuple):
         y = jnp.asarray(y)
         return ((y - self.mean) / self.std).astype(y.dtype)
 
-    def unscale(self, outputs: Any) -> np.ndarray:
-        """The net's outputs (or scaled targets) in the target's units, float64."""
-        return np.asarray(outputs, np.float64) * self.std + self.mean
-
     def as_dict(self) -> dict[str, float]:
         """``{"mean", "std"}``, as ``history.json`` and the checkpoint's metadata hold it."""
         return {"mean": self.mean, "std": self.std}
