@@ -28,7 +28,7 @@ import numpy as np
 
 from jaxmlp import early_stopping
 from jaxmlp._checks import check_choice, check_count, check_counts, check_problem
-from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, fields, program, select
+from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, monitorable, program, select
 from jaxmlp.early_stopping import EarlyStopping, Watch
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
@@ -130,8 +130,7 @@ def early_stopping_inputs(spec: Spec, early: Any, params: Any, state: Any, shape
         raise TypeError(
             f"early_stopping must be a jaxmlp.EarlyStopping or None; got {type(early).__name__}"
         )
-    scalar = tuple(k for k in fields(spec) if k != "epoch" and not k.startswith("w_"))
-    watching = early.check(scalar)
+    watching = early.check(monitorable(spec.loss, spec.has_val))
     watch = early_stopping.start(watching, params, state, shape, dtype)
     if resume is not None:
         watch = early_stopping.check_state(resume, watch)

@@ -422,6 +422,14 @@ def history_fields(loss: str, validation: bool) -> tuple[str, ...]:
     return ("epoch", *names)
 
 
+def monitorable(loss: str, validation: bool) -> tuple[str, ...]:
+    """The history fields early stopping and successive halving may watch: one number each.
+
+    Every field of `history_fields` but ``epoch`` and the per-layer ``w_*``.
+    """
+    return tuple(k for k in history_fields(loss, validation)[1:] if not k.startswith("w_"))
+
+
 def history_buffers(spec: Spec, dtype: Any, models: int | None = None) -> dict[str, jax.Array]:
     """Zeroed per-epoch buffers of a fixed size (so the program does not depend on `epochs`).
 

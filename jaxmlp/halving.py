@@ -22,6 +22,7 @@ import jax
 import numpy as np
 
 from jaxmlp._checks import check_count, check_key
+from jaxmlp._epochs import monitorable
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.ensemble import fit_many, take, take_reg
 from jaxmlp.fit import FitResult
@@ -137,6 +138,12 @@ def successive_halving(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any,
     for name in ("early_stopping", "callback", "initial_epoch"):
         if name in fit_kw:
             raise TypeError(f"successive_halving takes no {name}: the rungs decide the stops")
+    validation = fit_kw.get("validation") is not None
+    fields = monitorable(loss, validation)
+    if monitor not in fields:  # checked before anything trains
+        why = " (val_ fields need validation=...)" if monitor.startswith("val_") else ""
+        raise ValueError(f"monitor must be a history field of this run{why}: one of "
+                         f"{', '.join(fields)}; got {monitor!r}")  # fmt: skip
     maximize = EarlyStopping(monitor, mode).maximize()
     state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
     key = jax.random.key(0) if key is None else key
@@ -162,11 +169,6 @@ class Ranking:
 
         `history` holds all K models (the pruned ones' rows NaN).
         """
-        if self.monitor not in history:
-            fields = ", ".join(k for k in history if k != "epoch")
-            raise ValueError(
-                f"monitor must be a history field, one of {fields}; got {self.monitor!r}"
-            )
         self.scores[self.alive, i] = history[self.monitor][self.alive, row]
         self.alive = self.alive[keep_best(self.scores[self.alive, i], self.eta, self.maximize)]
         self.rung[self.alive] = i + 1

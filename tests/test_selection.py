@@ -228,3 +228,27 @@ def test_halving_keeps_what_an_unpruned_run_ranks_highest(x64, caplog):
         assert one.model_epochs == result.model_epochs
         for a, b in zip(jax.tree.leaves(one[:2]), jax.tree.leaves(result[:2])):
             np.testing.assert_allclose(a, b, rtol=1e-9, atol=1e-12)
+
+
+@pytest.mark.parametrize(
+    "monitor, validation, match",
+    [
+        ("val_loss", False, r"monitor must be a history field of this run \(val_ fields need"),
+        (
+            "w_l1",
+            True,
+            r"one of loss, data_loss, penalty, accuracy, val_loss, val_accuracy, "
+            r"learning_rate; got 'w_l1'",
+        ),  # fmt: skip
+    ],
+)
+def test_halving_refuses_a_bad_monitor_before_training(monitor, validation, match, caplog):
+    net = jm.MLP((2, 4, 3), ("relu", "softmax"))
+    x, y = jm.spiral(jax.random.key(0), samples=10)
+    params = stack([jm.init_params(jax.random.key(s), net) for s in range(4)])
+    kw = dict(validation=(x, y)) if validation else {}
+    with pytest.raises(ValueError, match=match):
+        count_compilations(caplog, lambda: jm.successive_halving(
+            net, params, OPT, x, y, loss=CCE, eta=2, epochs=4, monitor=monitor,
+            progress=False, **kw))  # fmt: skip
+    assert not any("_fit_many_epochs" in r.getMessage() for r in caplog.records)  # nothing ran

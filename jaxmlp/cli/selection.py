@@ -15,7 +15,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from jaxmlp._epochs import history_fields
+from jaxmlp._epochs import monitorable
 from jaxmlp.cli.config import TrainConfig
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.fit import FitResult
@@ -26,7 +26,7 @@ from jaxmlp.selection import fold_rows as folds_of
 def check(config: TrainConfig, problem: Any, models: int) -> None:
     """Raise ValueError (one line, naming the options) for what cannot be trained as asked."""
     validation = problem.validation is not None or bool(config.folds)
-    scalar = [f for f in history_fields(problem.loss, validation)[1:] if not f.startswith("w_")]
+    scalar = monitorable(problem.loss, validation)
     watched = config.early_stopping_patience is not None or config.halving
     if watched and config.monitor not in scalar:
         hint = " (val_ fields need validation data)" if config.monitor.startswith("val_") else ""
