@@ -8,11 +8,8 @@
 
 and compares them leaf by leaf (each layer's ``W`` and ``b``) in a `GradcheckReport`.
 
-Finite differences are meaningless across a kink, so a sampled entry is skipped (and counted)
-when its stencil ``[w − ε, w + ε]`` holds one: when moving it by ``+ε`` or ``−ε`` flips any kink
-indicator of the objective: the side of 0 of a ReLU or leaky-ReLU pre-activation anywhere in
-the net (for any example), the sign of an MAE residual ``y − ŷ``, a clipped probability
-crossing a clip bound, or the sign of the entry itself when it carries an L1 penalty. Manual
+Finite differences (`jaxmlp.finite_differences`) are meaningless across a kink, so a sampled
+entry is skipped (and counted) when its stencil ``[w − ε, w + ε]`` holds one. Manual
 and autodiff gradients follow the same conventions at the kinks (``relu'(0) = 0``,
 ``sign(0) = +1``, …), so they are compared on every entry, kinks included.
 """
@@ -29,9 +26,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp import losses as _losses
 from jaxmlp._checks import check_count, check_key, check_problem, check_tree_matches
 from jaxmlp.backprop import backprop, backward
+from jaxmlp.finite_differences import central_differences
 from jaxmlp.model import MLP, Params, intermediates
 from jaxmlp.objective import objective_and_output
 from jaxmlp.regularization import RegLike, per_layer
@@ -270,7 +267,7 @@ def _three_gradients(problem: tuple, backward: Backward | None, rng, n_samples: 
     for path, leaf in jax.tree_util.tree_leaves_with_path(params64):  # W_0, b_0, W_1, …
         index = np.sort(rng.choice(leaf.size, min(n_samples, leaf.size), replace=False))
         fd = (net, x64, y64, loss, reg64)
-        sampled.append((path, leaf, index, *_finite_differences(fd, params64, path, index, eps)))
+        sampled.append((path, leaf, index, *central_differences(fd, params64, path, index, eps)))
     return manual, auto, sampled
 
 
@@ -306,56 +303,6 @@ def _gradients(
         return None, auto
     zs, acts = intermediates(net, params, x)
     return backward(net, params, zs, acts, y, loss=loss, reg=reg), auto
-
-
-@functools.partial(jax.jit, static_argnames=("net", "loss"))
-def _value_and_kinks(net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg):
-    """The objective and its kink signature (see `_kink_signature`) at `params`, both arrays."""
-    value = objective_and_output(net, params, x, y, loss=loss, reg=reg)[0]
-    return value, _kink_signature(net, params, x, y, loss, reg)
-
-
-def _finite_differences(problem: tuple, params: Params, path: tuple, index: np.ndarray, eps: float):
-    """Central differences along the entries `index` of one leaf, and which are kink-free (arrays).
-
-    Entry ``i`` is kink-free when the kink signature is the same at ``w_i − ε``, ``w_i`` and
-    ``w_i + ε``: no kink lies inside the stencil.
-    """
-    net, x, y, loss, reg = problem
-    l, name = path[0].idx, path[1].key
-    s0 = np.asarray(_value_and_kinks(net, params, x, y, loss, reg)[1])
-    w = np.asarray(params[l][name])
-
-    def shifted(i: int, h: float) -> tuple[float, bool]:
-        """The objective with entry `i` moved by `h`, and whether the kink signature is s0."""
-        w_h = w.copy()
-        w_h.flat[i] += h
-        p_h = params[:l] + ({**params[l], name: jax.device_put(w_h)},) + params[l + 1 :]
-        v, s = _value_and_kinks(net, p_h, x, y, loss, reg)
-        return float(v), np.array_equal(np.asarray(s), s0)
-
-    d, ok = np.zeros(len(index)), np.zeros(len(index), bool)
-    for j, i in enumerate(index):
-        (up, same_up), (down, same_down) = shifted(i, eps), shifted(i, -eps)
-        d[j], ok[j] = (up - down) / (2 * eps), same_up and same_down
-    return d, ok
-
-
-def _kink_signature(
-    net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg: RegLike
-) -> jax.Array:
-    """Booleans that change only where the objective has a kink (see the module docstring)."""
-    zs, acts = intermediates(net, params, x)
-    parts = [(z > 0).ravel() for z, f in zip(zs, net.activations) if f in ("relu", "leaky_relu")]
-    a = acts[-1]
-    if loss == "mae":
-        parts.append((y - a >= 0).ravel())
-    if loss.endswith("crossentropy") and not _losses.fused(loss, net.output_activation):
-        lo, hi = jnp.asarray(_losses.CLIP, a.dtype), jnp.asarray(1 - _losses.CLIP, a.dtype)
-        parts += [(a > lo).ravel(), (a < hi).ravel()]
-    for layer, r in zip(params, per_layer(reg, net.n_layers)):
-        parts += [((layer[k] >= 0) | (l1 == 0)).ravel() for k, l1 in (("W", r.l1w), ("b", r.l1b))]
-    return jnp.concatenate(parts)
 
 
 def _seed(key: Any) -> np.ndarray:
