@@ -34,6 +34,8 @@ there too: ``relu'(0) = 0``, ``leaky_relu'(0) = 0.01``, L1's ``sign(0) = +1``.
 
 from __future__ import annotations
 
+from typing import Any
+
 import jax.numpy as jnp
 from jax import Array
 
@@ -43,11 +45,11 @@ from jaxmlp._checks import check_problem
 from jaxmlp.losses import Mask
 from jaxmlp.model import MLP, Params, column_form, intermediates
 from jaxmlp.objective import objective_of
-from jaxmlp.regularization import RegLike, add_penalty_grad, per_layer
+from jaxmlp.regularization import RegLike, Regularization, add_penalty_grad, per_layer
 
 
 def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: RegLike = None,
-             mask: Mask = None) -> Params:  # fmt: skip
+             mask: Mask = None, return_deltas: bool = False) -> Any:  # fmt: skip
     """The gradient of `jaxmlp.objective`, computed by hand with the seeds' equations.
 
     From the output layer ``L`` down to the first::
@@ -61,10 +63,13 @@ def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: Re
     static); inputs are validated exactly as `jaxmlp.objective` validates them.
 
     Args: those of `jaxmlp.objective` (``params`` a tuple of ``{"W": (fan_in, fan_out),
-    "b": (fan_out,)}`` dicts, one per layer).
+    "b": (fan_out,)}`` dicts, one per layer), and ``return_deltas``: also return each layer's
+    error ``delta_l = ∂objective/∂z_l`` (the seeds' ``err_HO_l``), shape ``(batch, fan_out)``.
 
     Returns:
-      A pytree shaped like `params` (same dtypes): ``∂objective/∂W`` and ``∂objective/∂b``.
+      A pytree shaped like `params` (same dtypes): ``∂objective/∂W`` and ``∂objective/∂b``; with
+      ``return_deltas``, the pair ``(grads, deltas)``, ``deltas`` a tuple with one array per
+      layer — the form `jaxmlp.gradcheck` checks step by step.
 
     >>> from jaxmlp.backprop import backprop
     >>> net = MLP((2, 4, 3), ("relu", "softmax"))
@@ -80,7 +85,8 @@ def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: Re
     """
     x, y, mask = check_problem(net, x, y, loss, mask, params)
     zs, acts = intermediates(net, params, x)
-    return backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
+    return backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask,
+                    return_deltas=return_deltas)  # fmt: skip
 
 
 def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
@@ -111,26 +117,40 @@ def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: st
 
 
 def backward(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: str,
-             reg: RegLike, mask: Mask = None) -> Params:  # fmt: skip
+             reg: RegLike, mask: Mask = None, return_deltas: bool = False) -> Any:  # fmt: skip
     """The backward table, given the forward one (``zs``: the seeds' HI, ``acts``: HO).
 
     `backprop` without its checks and its forward pass: ``zs`` and ``acts`` are what
     `jaxmlp.model.intermediates` returns, `y` an array. For callers that validated their inputs
     once (`backprop`, `jaxmlp.train`, the compiled epochs of `jaxmlp.fit`).
     """
-    regs = per_layer(reg, net.n_layers)
     out = _act.get(net.output_activation)
     g = _losses.data_loss_grad(loss, out.name, zs[-1], acts[-1], y, mask)
     # seeds: err_HO_final = E · σ'(HO_final); for a fused pair, g = (ŷ − y)/N is it already,
     # straight from the logits.
     delta = g if _losses.fused(loss, out.name) else out.backward(zs[-1], g)
+    regs = per_layer(reg, net.n_layers)
+    grads, deltas = backward_from(net, params, zs, acts, delta, net.n_layers - 1, regs)
+    return (grads, deltas) if return_deltas else grads
+
+
+def backward_from(net: MLP, params: Params, zs: list, acts: list, delta: Array, layer: int,
+                  regs: tuple[Regularization, ...]) -> tuple[Params, tuple]:  # fmt: skip
+    """The gradients of layers ``0 … layer`` and their errors, given ``delta = dL/dz_layer``.
+
+    The seeds' backward steps from one layer down. `delta` is ``(batch, fan_out)``; `regs` holds
+    one `Regularization` per layer of `net`. Returns ``(grads, deltas)``, both indexed by
+    layer from 0, ``deltas[l] = dL/dz_l`` of shape ``(batch, fan_out_l)``. `backward` starts it
+    at the output layer; `jaxmlp.diagnosis` restarts it at a layer with a hypothesised error.
+    """
     # Where forward_intermediates computed in column form, so does the backward pass: the same
     # lines on transposed arrays, delta of shape (features, batch) (see `column_form`).
     columns = column_form(net, delta.shape[0])
     delta = delta.T if columns else delta
-    grads = []
-    for l in reversed(range(net.n_layers)):
+    grads, deltas = [], []
+    for l in reversed(range(layer + 1)):
         W, b, r = params[l]["W"], params[l]["b"], regs[l]
+        deltas.append(delta.T if columns else delta)
         a_prev = acts[l]  # seeds: HO_{l−1}, or X for the first layer
         dW = a_prev.T @ (delta.T if columns else delta)  # seeds: HO^T · err
         db = jnp.sum(delta, axis=1 if columns else 0)  # seeds: B += lr · err, summed over the batch
@@ -145,4 +165,4 @@ def backward(net: MLP, params: Params, zs: list, acts: list, y: Array, *, loss: 
                 delta = f_prev.backward(zs[l - 1].T, W @ delta)  # element-wise, any layout
             else:  # softmax: its vector-Jacobian product runs over the features, in rows
                 delta = f_prev.backward(zs[l - 1], (W @ delta).T).T
-    return tuple(reversed(grads))
+    return tuple(reversed(grads)), tuple(reversed(deltas))

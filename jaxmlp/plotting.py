@@ -1,4 +1,4 @@
-"""Plots of a training history and of a 2-D classifier's decision regions (needs matplotlib).
+"""Plots of training histories, a 2-D classifier's regions and a step sweep (needs matplotlib).
 
 matplotlib is an optional extra (``pip install "jaxmlp[plot]"``); it is imported when a plot is
 drawn, not when jaxmlp is imported.
@@ -12,6 +12,7 @@ from typing import Any
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp.finite_differences import EpsSweep
 from jaxmlp.metrics import predicted_class
 from jaxmlp.model import MLP, Params, forward
 
@@ -218,4 +219,41 @@ def plot_decision_boundary(net: MLP, params: Params, x: Any, y: Any,
     ax.set(xlim=(lo[0], hi[0]), ylim=(lo[1], hi[1]), aspect="equal")
     if title:
         ax.set_title(title)
+    return _finish(plt, fig, path) if own else fig
+
+
+def plot_eps_sweep(sweep: EpsSweep, ax: Any = None, path: str | os.PathLike | None = None):
+    """The error of central differences against the step on log-log axes: the V curve.
+
+    The median and the max relative error per step (`jaxmlp.finite_differences.eps_sweep`),
+    the best step marked, faint guide lines of slope +2 (truncation, ``∝ ε²``) right of the
+    minimum and −1 (rounding, ``∝ u·|f|/ε``) left of it, both through the minimum, and a dotted
+    vertical line at ``u^(1/3)``.
+
+    Args:
+      sweep: what `eps_sweep` returned.
+      ax: a matplotlib axes to draw into; None for a new figure.
+      path: where to save a PNG (ignored when `ax` is given); None to skip saving.
+
+    Returns:
+      The matplotlib figure.
+    """
+    plt = _pyplot()
+    own = ax is None
+    fig, ax = plt.subplots(figsize=(6, 4.5), dpi=100) if own else (ax.figure, ax)
+    ax.loglog(sweep.eps, sweep.median_error, "o-", label="median error")
+    ax.loglog(sweep.eps, sweep.max_error, "s--", alpha=0.7, label="max error")
+    best, low = sweep.best_eps, sweep.min_error
+    if np.isfinite(best):
+        right, left = sweep.eps[sweep.eps >= best], sweep.eps[sweep.eps <= best]
+        ax.loglog(right, low * (right / best) ** 2, color="gray", alpha=0.4, linewidth=1,
+                  label="slope +2 (truncation)")  # fmt: skip
+        ax.loglog(left, low * (best / left), color="gray", alpha=0.4, linestyle=":",
+                  linewidth=1, label="slope −1 (rounding)")  # fmt: skip
+        ax.loglog([best], [low], "*", color="C3", markersize=14, label=f"best ε = {best:.1e}")
+    ax.axvline(sweep.predicted_best, color="gray", alpha=0.4, linestyle="-.",
+               label=f"u^(1/3) = {sweep.predicted_best:.1e}")  # fmt: skip
+    ax.set(xlabel="step ε", ylabel="relative error |d − a| / max(|a|, floor)",
+           title=f"Central differences in {sweep.dtype} against jax.grad")  # fmt: skip
+    ax.legend(fontsize="small")
     return _finish(plt, fig, path) if own else fig

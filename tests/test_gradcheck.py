@@ -190,11 +190,18 @@ def test_report_table_and_html():
         )
     ]
     assert [r[-2] for r in rows] == ["16/0", "6/0", "16/0", "4/0"]  # n/skip
-    assert lines[-1].startswith("PASSED: manual vs autodiff within rtol=1e-07, atol=1e-09")
+    assert lines[-1].startswith("PASSED in float64: manual vs autodiff within rtol=1e-07")
     bad_text = str(bad)
     assert "backward: tests.test_gradcheck.backward_missing_factor_2" in bad_text
     assert bad_text.splitlines()[-1].startswith("FAILED (2 of 4)")
-    assert [line.split()[-1] for line in bad_text.splitlines()[5:9]] == ["FAIL", "ok"] * 2
+    rows = [line.split() for line in bad_text.splitlines() if line[:5].strip().isdigit()]
+    assert [r[-1] for r in rows] == ["FAIL", "ok"] * 2
+    first = bad.rows[0]  # under a failing row: the ratio, the transposed match, the worst entry
+    text = bad_text.splitlines()
+    below = text[next(i for i, line in enumerate(text) if line.endswith("FAIL")) + 1]
+    worst = ", ".join(map(str, first.worst))
+    assert f"worst [{worst}]: manual {first.worst_manual:.6g}, autodiff " in below
+    assert "transposed: no" in below and first.ratio is None and "ratio —" in below
     html = bad._repr_html_()
     assert html.count("<tr") == 5 and html.count('style="background:#fdd"') == 2
     assert "<table>" in html and "FAILED (2 of 4)" in html
@@ -265,10 +272,9 @@ def test_backward_returning_wrong_gradients_is_reported():
 
     with pytest.raises(ValueError, match="backward must return gradients shaped like params"):
         gradcheck(NET, random_params(), x, y, loss=CCE, backward=no_biases)
-    with pytest.raises(
-        ValueError, match=r"shape \(6, 3\) for params\[0\]\['W'\] of shape \(3, 6\)"
-    ):
-        gradcheck(NET, random_params(), x, y, loss=CCE, backward=transposed)
+    report = gradcheck(NET, random_params(), x, y, loss=CCE, backward=transposed)
+    assert report.source == (0, "W") and report.findings[0].kind == "transpose"
+    assert report.rows[0].transposed and not report.rows[0].passed and report.rows[1].passed
 
 
 def test_backward_receives_float64_and_reg_in_the_form_given():
