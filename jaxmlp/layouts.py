@@ -83,7 +83,11 @@ def call(backward: Callable, layout: str, problem: tuple) -> Returned:
     try:
         out = backward(*args[:4], **args[4])
     except Exception as e:
-        raise BackwardError(f"backward raised {type(e).__name__}: {e}") from e
+        hint = ""
+        if layout == "jaxmlp" and isinstance(e, (TypeError, ValueError)):
+            hint = ("; if it follows the seeds' tables (column vectors, W of shape (fan_out, "
+                    "fan_in)), pass layout='seeds'")  # fmt: skip
+        raise BackwardError(f"backward raised {type(e).__name__}: {e}{hint}") from e
     grads, deltas = split(out)
     if layout == "seeds":
         return from_seeds(grads, deltas, problem)

@@ -99,10 +99,11 @@ def test_help_explains_every_option(capsys):
         assert option in out
     for option in ["--l2b", "--batch", "--seed", "--init", "--n-samples", "--eps", "--rtol"]:
         assert option in out
-    for option in ["--atol", "--fd-rtol", "--fd-atol", "--backward"]:
+    for option in ["--atol", "--fd-rtol", "--fd-atol", "--backward", "--dtype", "--data"]:
         assert option in out
-    assert "exit status: 0 check passed, 1 mismatch, 2 bad options" in out
-    assert "(default: 2,16,3)" in out and "(default: 1e-06)" in out
+    assert "--params CHECKPOINT" in out and "--layout {jaxmlp,seeds}" in out
+    assert "exit status: 0 check passed, 1 mismatch, 2 bad options, 3 --backward raised" in out
+    assert "(default: 2,16,3)" in out and "(default: 1e-06 in float64, 0.01 in float32)" in out
     assert main(["--help"]) == 0
     assert "gradcheck" in capsys.readouterr().out
 

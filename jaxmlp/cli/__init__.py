@@ -5,11 +5,15 @@ Subcommands, one module each:
 - ``jaxmlp train`` (`jaxmlp.cli.train`): train a net and write metrics, a checkpoint and plots;
   with no options, the book's chapter-14 spiral experiment.
 - ``jaxmlp gradcheck`` (`jaxmlp.cli.gradcheck`): a random net and random data; the hand-written
-  backward pass checked against autodiff and finite differences, the report printed.
+  backward pass checked against autodiff and finite differences, the report and its findings
+  printed; ``--data`` and ``--params`` check on your own data and weights.
+- ``jaxmlp optimcheck`` (`jaxmlp.cli.optimcheck`): your optimizer against one of jaxmlp's on one
+  gradient stream, step by step; a departure named by the known variant it matches.
 
 Every option is declared once, as a field of the subcommand's config dataclass
 (`jaxmlp.cli.config`); the parser is derived from it. Exit status: 0 on success, 1 when a
-gradient check fails or training diverges, 2 on bad options (a one-line message on stderr).
+check fails or training diverges, 2 on bad options (a one-line message on stderr), 3 when your
+own code (``--backward``, ``--optimizer``) raised (its traceback on stderr).
 """
 
 from __future__ import annotations
@@ -17,10 +21,10 @@ from __future__ import annotations
 import argparse
 from typing import NoReturn
 
-from jaxmlp.cli import gradcheck, train
+from jaxmlp.cli import gradcheck, optimcheck, train
 from jaxmlp.cli.config import GROUP_NOTES, add_options, from_namespace
 
-COMMANDS = {"train": train, "gradcheck": gradcheck}
+COMMANDS = {"train": train, "gradcheck": gradcheck, "optimcheck": optimcheck}
 
 
 class _Parser(argparse.ArgumentParser):
@@ -48,7 +52,8 @@ def main(argv: list[str] | None = None) -> int:
     """Run the ``jaxmlp`` command line with `argv` (default: ``sys.argv[1:]``).
 
     Returns:
-      The exit status: 0 on success, 1 when a check fails, 2 on bad options.
+      The exit status: 0 on success, 1 when a check fails, 2 on bad options, 3 when your own
+      code raised.
     """
     top = parser()
     try:

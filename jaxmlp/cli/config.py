@@ -19,7 +19,7 @@ from typing import Any, NamedTuple
 
 from jaxmlp import losses, model
 from jaxmlp.activations import NAMES as ACTIVATION_NAMES
-from jaxmlp.gradcheck import ATOL, EPS, FD_ATOL, FD_RTOL, N_SAMPLES, RTOL
+from jaxmlp.gradcheck import ATOL, DEFAULTS, EPS, FD_ATOL, FD_RTOL, N_SAMPLES, RTOL
 
 OPTIMIZERS = ("sgd", "adagrad", "rmsprop", "adam", "adamw")
 SCHEDULES = ("inverse_time", "constant", "exponential", "cosine")
@@ -415,11 +415,27 @@ class GradcheckConfig:
     seed: int = option(0, "seed of the net, the data and the sampled entries")
     init: str = option("he", "weight initialisation", choices=model.INIT_SCHEMES)
     n_samples: int = option(N_SAMPLES, "entries per leaf checked with finite differences")
-    eps: float = option(EPS, "finite-difference step")
-    rtol: float = option(RTOL, "relative tolerance vs autodiff")
-    atol: float = option(ATOL, "absolute tolerance vs autodiff")
-    fd_rtol: float = option(FD_RTOL, "relative tolerance vs finite differences")
-    fd_atol: float = option(FD_ATOL, "absolute tolerance vs finite differences")
+    dtype: str = option("float64", "the precision of the check; tolerances and the step follow "
+                        "it unless given", choices=("float64", "float32"))  # fmt: skip
+    eps: float | None = option(None, f"finite-difference step (default: {EPS:g} in float64, "
+                               f"{DEFAULTS['float32'].eps:g} in float32)")  # fmt: skip
+    rtol: float | None = option(None, f"relative tolerance vs autodiff (default: {RTOL:g}, "
+                                f"{DEFAULTS['float32'].rtol:g})")  # fmt: skip
+    atol: float | None = option(None, f"absolute tolerance vs autodiff (default: {ATOL:g}, "
+                                f"{DEFAULTS['float32'].atol:g})")  # fmt: skip
+    fd_rtol: float | None = option(None, "relative tolerance vs finite differences (default: "
+                                   f"{FD_RTOL:g}, {DEFAULTS['float32'].fd_rtol:g})")  # fmt: skip
+    fd_atol: float | None = option(None, "absolute tolerance vs finite differences (default: "
+                                   f"{FD_ATOL:g}, {DEFAULTS['float32'].fd_atol:g})")  # fmt: skip
+    data: str | None = option(None, "check on your own data: a .npz (arrays x, y) or .csv "
+                              "file (last column y); its first --batch rows",
+                              metavar="FILE")  # fmt: skip
+    params: str | None = option(None, "check at your own weights: a checkpoint (jaxmlp train "
+                                "writes one); its net replaces --sizes and --activations",
+                                metavar="CHECKPOINT")  # fmt: skip
+    layout: str = option("jaxmlp", "the form of --backward: jaxmlp's (batch first) or the "
+                         "seeds' (column vectors, W of shape (fan_out, fan_in), update "
+                         "directions of ½Σ(Y − Ŷ)²)", choices=("jaxmlp", "seeds"))  # fmt: skip
     backward: str | None = option(None, "check your own backward pass instead of jaxmlp's: a "
                                   "function f(net, params, x, y, *, loss, reg) -> grads, "
                                   "importable from the current directory",

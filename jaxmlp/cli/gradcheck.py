@@ -1,15 +1,18 @@
-"""``jaxmlp gradcheck``: a random net and random data; a backward pass checked.
+"""``jaxmlp gradcheck``: a backward pass checked, on random data or your own.
 
-Build a random net and random data, then compare the hand-written gradient
-(jaxmlp.backprop, or --backward) with jax.grad on every entry and with central
-finite differences on sampled entries away from kinks, in float64. Prints one
-row per layer and leaf (W, b) with the largest absolute and relative errors.
+Compare the hand-written gradient (jaxmlp.backprop, or --backward) with jax.grad
+on every entry and with central finite differences on sampled entries away from
+kinks, in float64 (or --dtype float32, with tolerances that follow it). Prints
+one row per layer and leaf (W, b) with the largest absolute and relative errors,
+then what is wrong and where it starts (the findings).
 
-Data: x ~ N(0, 1); targets: class labels (categorical_crossentropy), 0/1
-(binary_crossentropy) or N(0, 1) (mse, mae). Weights by --init; biases
-~ N(0, 0.1²), off the L1 kink at 0.
+Data: random unless --data: x ~ N(0, 1); targets: class labels
+(categorical_crossentropy), 0/1 (binary_crossentropy) or N(0, 1) (mse, mae).
+Weights by --init, biases ~ N(0, 0.1²) (off the L1 kink at 0), unless --params
+gives a checkpoint's net and weights.
 
-exit status: 0 check passed, 1 mismatch, 2 bad options
+exit status: 0 check passed, 1 mismatch, 2 bad options, 3 --backward raised
+(its traceback on stderr)
 
 example: jaxmlp gradcheck --sizes 4,32,32,3 --activations tanh,relu,softmax --l2w 1e-3
 """
@@ -19,15 +22,19 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import traceback
 from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp import checkpoint, datasets
 from jaxmlp._checks import check_count, check_problem
+from jaxmlp.checkpoint import CheckpointError
 from jaxmlp.cli.config import GradcheckConfig, default_activations
-from jaxmlp.gradcheck import check_settings, gradcheck
+from jaxmlp.gradcheck import gradcheck
+from jaxmlp.layouts import BackwardError
 from jaxmlp.model import MLP, init_params
 from jaxmlp.regularization import Regularization
 
@@ -43,23 +50,48 @@ def run(config: GradcheckConfig) -> int:
     """Run ``jaxmlp gradcheck`` with `config`; return the exit status."""
     try:
         backward = load_backward(config.backward) if config.backward else None
-        activations = config.activations or default_activations(len(config.sizes) - 2, config.loss)
-        net = MLP(sizes=config.sizes, activations=activations)
         check_count("--batch", config.batch, 1)
         reg = Regularization(l1w=config.l1w, l1b=config.l1b, l2w=config.l2w, l2b=config.l2b)
         settings = {k: getattr(config, k) for k in SETTINGS}
-        check_settings(**settings)
-        params, x, y = random_problem(net, config)
-        check_problem(net, x, y, config.loss)
-    except (ValueError, TypeError) as e:
+        net, params, x, y = problem_of(config)
+        check_problem(net, x, y, config.loss, params=params)
+        kwargs = {"backward": backward, "layout": config.layout, "dtype": config.dtype}
+        gradcheck_settings = dict(settings, **kwargs, key=jax.random.key(config.seed))
+    except (ValueError, TypeError, CheckpointError, FileNotFoundError) as e:
         print(f"jaxmlp gradcheck: error: {e}", file=sys.stderr)
         return 2
-    # Outside the try: an error raised in a --backward function keeps its traceback.
-    report = gradcheck(net, params, x, y, loss=config.loss, reg=reg, backward=backward,
-                       key=jax.random.key(config.seed), **settings)  # fmt: skip
-    print(f"jaxmlp gradcheck: random data, batch {config.batch}, seed {config.seed}")
+    try:
+        report = gradcheck(net, params, x, y, loss=config.loss, reg=reg, **gradcheck_settings)
+    except BackwardError as e:  # the user's code: its traceback, and a status of its own
+        traceback.print_exception(e.__cause__, file=sys.stderr)
+        print(f"jaxmlp gradcheck: error: your {e}", file=sys.stderr)
+        return 3
+    except (ValueError, TypeError) as e:  # what --backward returned does not fit
+        print(f"jaxmlp gradcheck: error: {e}", file=sys.stderr)
+        return 2
+    where = f"data {config.data}" if config.data else "random data"
+    print(f"jaxmlp gradcheck: {where}, batch {x.shape[0]}, seed {config.seed}")
     print(report)
     return 0 if report.passed else 1
+
+
+def problem_of(config: GradcheckConfig) -> tuple:
+    """``(net, params, x, y)``: random, or from ``--data`` and ``--params`` where given."""
+    if config.params is not None:
+        loaded = checkpoint.load(config.params)
+        net, params = loaded.net, loaded.params
+    else:
+        activations = config.activations or default_activations(len(config.sizes) - 2,
+                                                                config.loss)  # fmt: skip
+        net = MLP(sizes=config.sizes, activations=activations)
+        params = None
+    random_params, x, y = random_problem(net, config)
+    if config.data is not None:
+        x, y = datasets.load_arrays(config.data)
+        x, y = jnp.asarray(x[: config.batch]), jnp.asarray(y[: config.batch])
+        if config.loss == "categorical_crossentropy" and y.ndim == 2 and y.shape[1] == 1:
+            y = y[:, 0]  # a CSV's label column
+    return net, random_params if params is None else params, x, y
 
 
 # One compiled program for all layers, rather than a random-number kernel compiled per shape.

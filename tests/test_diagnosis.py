@@ -1,0 +1,215 @@
+"""`gradcheck`'s findings: bugs planted in a NumPy backward pass, named by kind, factor and place.
+
+The backward pass below is a literal NumPy transcription of the seeds' steps (independent of
+`jaxmlp.backprop`), with one classic bug switched on at one layer. Each test asserts what the
+report says: the kind, the factor, ``report.source``, and "propagated" below the source.
+"""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import jaxmlp as jm
+from jaxmlp.gradcheck import gradcheck
+
+CCE, BCE = "categorical_crossentropy", "binary_crossentropy"
+SLOPE = 0.01
+F = {  # f(z) and f'(z), written out
+    "sigmoid": (lambda z: 1 / (1 + np.exp(-z)), lambda z: np.exp(-z) / (1 + np.exp(-z)) ** 2),
+    "tanh": (np.tanh, lambda z: 1 - np.tanh(z) ** 2),
+    "relu": (lambda z: np.where(z > 0, z, 0.0), lambda z: np.where(z > 0, 1.0, 0.0)),
+    "leaky_relu": (lambda z: np.where(z > 0, z, SLOPE * z), lambda z: np.where(z > 0, 1, SLOPE)),
+    "linear": (lambda z: z, np.ones_like),
+}
+
+
+def softmax(z):
+    e = np.exp(z - z.max(axis=1, keepdims=True))
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def planted(bug=None, at=None, deltas=False):
+    """A backward pass with `bug` in layer `at` (None: correct), optionally returning deltas."""
+
+    def backward(net, params, x, y, *, loss, reg):
+        P = [{k: np.asarray(v) for k, v in p.items()} for p in params]
+        x, y = np.asarray(x), np.asarray(y)
+        n, k = x.shape[0], net.out_features
+        zs, acts = [], [x]
+        for p, name in zip(P, net.activations):
+            zs.append(acts[-1] @ p["W"] + p["b"])
+            acts.append(softmax(zs[-1]) if name == "softmax" else F[name][0](zs[-1]))
+        a, z, out = acts[-1], zs[-1], net.output_activation
+        if loss == CCE:  # softmax: fused
+            delta = (a - np.eye(k)[y]) / n
+        elif loss == BCE:  # sigmoid: fused
+            delta = (a - y) / (n * k)
+        else:
+            g = 2 * (a - y) / (n * k) if loss == "mse" else np.sign(a - y) / (n * k)
+            delta = g * derivative(bug, at, len(P) - 1, out, z, a, g)
+        grads, ds = [None] * len(P), [None] * len(P)
+        for l in reversed(range(len(P))):
+            delta = {"sign": -delta, "double": 2 * delta}.get(bug if at == l else None, delta)
+            ds[l] = delta
+            W, b = P[l]["W"], P[l]["b"]
+            dW, db = acts[l].T @ delta, delta.sum(axis=0)
+            l2 = 0.0 if (bug, at) == ("no_l2", l) else reg.l2w
+            l2 = reg.l2w / 2 if (bug, at) == ("half_l2", l) else l2
+            dW, db = dW + 2 * l2 * W, db + 2 * reg.l2b * b
+            dW = {"transpose": dW.T, "summed": n * dW}.get(bug if at == l else None, dW)
+            db = {"zero": 0 * db, "summed": n * db}.get(bug if at == l else None, db)
+            grads[l] = {"W": dW, "b": db}
+            if l:
+                name, g = net.activations[l - 1], delta @ W.T
+                delta = g * derivative(bug, at, l - 1, name, zs[l - 1], acts[l], g)
+        grads = tuple(grads)
+        return (grads, tuple(ds)) if deltas else grads
+
+    return backward
+
+
+def derivative(bug, at, layer, name, z, a, g):
+    """``f'`` of a layer, or the bug's version of it where the bug is planted."""
+    if at == layer and bug == "sigma_of_a":
+        return F[name][1](a)
+    if at == layer and bug == "no_derivative":
+        return np.ones_like(z)
+    return F[name][1](z)
+
+
+def problem(depth, activation, loss, batch=6, seed=0):
+    """A net of `depth` layers with hidden `activation` and the loss's natural output."""
+    out = {CCE: "softmax", BCE: "sigmoid"}.get(loss, activation)
+    sizes = (3, 5, 4, 4, 5)[:depth] + (3,)
+    net = jm.MLP(sizes, (activation,) * (depth - 1) + (out,))
+    params = jm.init_params(jax.random.key(seed), net)
+    rng = np.random.default_rng(seed)
+    x = jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32)
+    if loss == CCE:
+        y = jnp.asarray(rng.integers(0, 3, batch))
+    elif loss == BCE:
+        y = jnp.asarray(rng.integers(0, 2, (batch, 3)), jnp.float32)
+    else:
+        y = jnp.asarray(rng.normal(size=(batch, 3)), jnp.float32)
+    return net, params, x, y
+
+
+REG = jm.Regularization(l2w=1e-2, l2b=1e-3)
+
+
+def check(depth, activation, loss, bug, at, deltas=False, reg=REG):
+    net, params, x, y = problem(depth, activation, loss)
+    backward = planted(bug, at, deltas)
+    return gradcheck(net, params, x, y, loss=loss, reg=reg, backward=backward, n_samples=0)
+
+
+# (depth, hidden activation, loss, bug, layer, kind, factor): every kind, depths 1–4, every
+# activation and loss.
+CASES = [
+    (1, "linear", "mse", "double", 0, "scale", 2.0),
+    (2, "tanh", CCE, "sign", 1, "scale", -1.0),
+    (3, "relu", BCE, "double", 1, "scale", 2.0),
+    (4, "leaky_relu", "mae", "summed", 2, "scale", 6.0),
+    (3, "sigmoid", "mse", "no_l2", 2, "penalty", 0.0),
+    (2, "relu", CCE, "half_l2", 0, "penalty", 0.5),
+    (3, "tanh", BCE, "transpose", 1, "transpose", None),
+    (4, "sigmoid", "mse", "sigma_of_a", 3, "activation", None),
+    (3, "sigmoid", CCE, "sigma_of_a", 1, "activation", None),
+    (4, "tanh", BCE, "no_derivative", 2, "activation", None),
+    (2, "leaky_relu", "mse", "no_derivative", 1, "activation", None),
+    (3, "relu", "mae", "zero", 0, "zero", None),
+]
+
+
+@pytest.mark.parametrize("depth,activation,loss,bug,at,kind,factor", CASES)
+def test_each_kind_names_its_source_and_propagates_below(depth, activation, loss, bug, at, kind,
+                                                         factor):  # fmt: skip
+    report = check(depth, activation, loss, bug, at)
+    assert not report.passed and report.source[0] == at
+    source = report.findings[0]
+    assert (source.layer, source.kind) == (at, kind), report.findings
+    assert source.factor == (None if factor is None else pytest.approx(factor))
+    # Below the source: "propagated" (errors in delta) or nothing (leaf-local bugs); never a
+    # second source.
+    others = [f for f in report.findings if f.kind != "propagated"]
+    assert {f.layer for f in others} == {at}
+    propagates = bug in ("double", "sign", "sigma_of_a", "no_derivative")
+    below = {(f.layer, f.leaf) for f in report.findings if f.kind == "propagated"}
+    assert below == ({(l, k) for l in range(at) for k in "Wb"} if propagates else set())
+    assert f"layer {at} {source.leaf}" in source.message
+
+
+def test_a_correct_backward_has_no_findings_at_every_depth_and_loss():
+    for depth, activation, loss in [(1, "tanh", "mse"), (2, "relu", CCE), (3, "sigmoid", BCE),
+                                    (4, "leaky_relu", "mae")]:  # fmt: skip
+        report = check(depth, activation, loss, None, None, deltas=depth % 2 == 0)
+        assert report.passed and report.findings == () and report.source is None
+
+
+def test_messages_name_the_usual_causes():
+    text = {
+        "sign": check(2, "tanh", "mse", "sign", 1).findings[0].message,
+        "summed": check(2, "tanh", "mse", "summed", 1).findings[0].message,
+        "no_l2": check(2, "tanh", "mse", "no_l2", 1).findings[0].message,
+        "sigma": check(2, "sigmoid", "mse", "sigma_of_a", 1).findings[0].message,
+    }
+    assert "E = Y − Ŷ" in text["sign"]
+    assert "summed over the batch instead of averaged" in text["summed"]
+    assert "the term 2·l2w·W (l2w) is missing" in text["no_l2"]
+    assert "sigmoid′ applied to the activation" in text["sigma"] and "σ′(HO_final)" in text["sigma"]
+
+
+def test_deltas_name_the_first_wrong_step_and_mark_the_rest_propagated():
+    report = check(3, "sigmoid", "mse", "sigma_of_a", 1, deltas=True)
+    assert report.source == (1, "delta")
+    assert [(f.layer, f.leaf, f.kind) for f in report.findings][:4] == [
+        (1, "delta", "activation"), (1, "W", "propagated"), (1, "b", "propagated"),
+        (0, "delta", "propagated"),
+    ]  # fmt: skip
+    assert [s.status for s in report.steps] == ["propagated", "FAIL", "ok"]
+    assert [s.names for s in report.steps][1:] == [
+        ("HI_2", "HO_2", "err_HO_2"),
+        ("HO_final", "Ŷ", "err_HO_final"),
+    ]
+    assert report.steps[1].first_wrong == 0 and "step by step" in str(report)
+
+
+def test_a_wrong_delta_whose_leaves_cancel_is_still_found():
+    net, params, x, y = problem(3, "tanh", "mse")
+    right = planted(None, None, deltas=True)
+
+    def cancelling(*args, **kwargs):  # reports delta_1 doubled, but its leaves are right
+        grads, deltas = right(*args, **kwargs)
+        return grads, (deltas[0], 2 * deltas[1], deltas[2])
+
+    report = gradcheck(net, params, x, y, loss="mse", reg=REG, backward=cancelling, n_samples=0)
+    assert all(r.passed for r in report.rows) and not report.passed
+    assert report.source == (1, "delta") and report.findings[0].kind == "scale"
+    assert report.findings[0].factor == pytest.approx(2.0)
+
+
+def test_float32_defaults_pass_a_correct_backward_and_float64_catches_a_small_factor():
+    net, params, x, y = problem(3, "tanh", BCE, batch=16)
+    for loss in (BCE,):
+        report = gradcheck(net, params, x, y, loss=loss, reg=REG, dtype="float32", n_samples=4)
+        assert report.passed and report.dtype == "float32" and report.eps == 1e-2
+        assert "float32 resolves differences above rtol=0.0001 only" in str(report)
+    right = planted()
+
+    def off(*args, **kwargs):
+        grads = right(*args, **kwargs)
+        return grads[:-1] + ({"W": 1.001 * grads[-1]["W"], "b": grads[-1]["b"]},)
+
+    report = gradcheck(net, params, x, y, loss=BCE, reg=REG, backward=off, n_samples=0)
+    assert report.source == (2, "W") and report.findings[0].kind == "scale"
+    assert report.findings[0].factor == pytest.approx(1.001) and report.rows[4].ratio == 1.001
+
+
+def test_leaves_below_the_noise_floor_are_reported_as_such():
+    net, params, x, y = problem(2, "sigmoid", "mse")
+    report = gradcheck(net, params, 1e-12 * x, y, loss="mse", n_samples=2)  # dW_0 = xᵀ·δ ≈ 1e-13
+    assert report.passed and [r.below_noise for r in report.rows] == [True, False, False, False]
+    assert 1e-10 < report.noise_floor < 1e-8
+    assert "below the finite-difference noise floor" in str(report)
+    assert str(report).splitlines()[5].split()[-1] == "ok*"
