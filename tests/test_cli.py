@@ -116,3 +116,45 @@ def test_python_dash_m_entry_point():
     # Without --activations: relu for hidden layers, then the loss's natural output.
     assert "MLP(sizes=(3, 4, 2), activations=('relu', 'linear')), loss='mse'" in done.stdout
     assert done.stdout.splitlines()[-1].startswith("PASSED")
+
+
+def test_gradcheck_prints_findings_and_a_raising_backward_exits_3(tmp_path, monkeypatch, capsys):
+    (tmp_path / "mine.py").write_text(
+        "import jax\n"
+        "from jaxmlp.backprop import backprop\n"
+        "def negated(net, params, x, y, *, loss, reg):\n"
+        "    return jax.tree.map(lambda g: -g, backprop(net, params, x, y, loss=loss, reg=reg))\n"
+        "def broken(net, params, x, y, *, loss, reg):\n"
+        "    raise KeyError('my bug')\n"
+    )
+    monkeypatch.chdir(tmp_path)
+    assert main(["gradcheck", "--n-samples", "0", "--backward", "mine:negated"]) == 1
+    out = capsys.readouterr().out
+    assert "findings (top layer first):\n  layer 1 W: -1× the reference" in out
+    assert "the error starts at layer 1 W" in out
+    assert main(["gradcheck", "--backward", "mine:broken"]) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "raise KeyError('my bug')" in err
+    assert (
+        err.splitlines()[-1] == "jaxmlp gradcheck: error: your backward raised KeyError: 'my bug'"
+    )
+
+
+def test_gradcheck_on_a_checkpoint_and_a_data_file(tmp_path, capsys):
+    import jax
+    import numpy as np
+
+    import jaxmlp as jm
+
+    net = jm.MLP((2, 5, 3), ("tanh", "softmax"))
+    jm.save(tmp_path / "ck.npz", net, jm.init_params(jax.random.key(4), net))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 2)).astype(np.float32), rng.integers(0, 3, 40)
+    np.savez(tmp_path / "d.npz", x=x, y=y)
+    argv = ["gradcheck", "--params", str(tmp_path / "ck.npz"), "--data", str(tmp_path / "d.npz")]
+    assert main([*argv, "--batch", "12", "--n-samples", "2"]) == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"jaxmlp gradcheck: data {tmp_path / 'd.npz'}, batch 12, seed 0\n")
+    assert "MLP(sizes=(2, 5, 3), activations=('tanh', 'softmax'))" in out
+    assert main(["gradcheck", "--params", str(tmp_path / "none.npz")]) == 2
+    assert "jaxmlp gradcheck: error:" in capsys.readouterr().err
