@@ -372,8 +372,28 @@ def _check_leaf(problem: Problem, where: tuple, m: np.ndarray, e: np.ndarray,
         return None
     if close(m, e, problem) and belief.source is not None:
         return _propagated(where, belief)
+    if m.shape != e.shape:
+        return _misshaped(problem, where, m, e, belief)
     scaled = belief.penalty_scale * leaf_penalty(problem, layer, leaf)
     return classify(problem, where, m, e, (_terms(problem, layer, leaf), scaled))
+
+
+def _misshaped(problem: Problem, where: tuple, m: np.ndarray, e: np.ndarray,
+               belief: _Belief) -> Finding:  # fmt: skip
+    """A "transpose" finding for a leaf of another shape than its reference's."""
+    layer, leaf = where
+    at = f"layer {layer} {leaf}"
+    if m.T.shape != e.shape:  # `jaxmlp.layouts` lets only another layer's shape through
+        others = [l for l, p in enumerate(problem.params) if p[leaf].shape == m.shape]
+        return Finding(layer, leaf, "transpose", None, f"{at}: shape {m.shape}, the shape of "
+                       f"layer {others[0]}'s {leaf} (not {e.shape}): the layers in reverse "
+                       "order?")  # fmt: skip
+    if close(m.T, e, problem):
+        return classify(problem, where, m, e)
+    inner = _check_leaf(problem, where, m.T, e, belief)
+    text = "wrong" if inner is None else inner.message.split(": ", 1)[1]
+    return Finding(layer, leaf, "transpose", None, f"{at}: transposed (shape {m.shape}, not "
+                   f"{e.shape}), and transposed back: {text}")  # fmt: skip
 
 
 def _propagated(where: tuple, belief: _Belief) -> Finding:

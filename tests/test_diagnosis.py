@@ -213,3 +213,19 @@ def test_leaves_below_the_noise_floor_are_reported_as_such():
     assert 1e-10 < report.noise_floor < 1e-8
     assert "below the finite-difference noise floor" in str(report)
     assert str(report).splitlines()[5].split()[-1] == "ok*"
+
+
+def test_misshaped_leaves_are_named_transposed_or_from_another_layer():
+    net, params, x, y = problem(3, "tanh", "mse")  # W shapes (3, 5), (5, 4), (4, 3)
+    right = planted()
+
+    def mixed(*args, **kwargs):
+        g = right(*args, **kwargs)
+        return ({"W": 2 * g[0]["W"].T, "b": g[0]["b"]}, g[1], {"W": g[1]["W"], "b": g[2]["b"]})
+
+    report = gradcheck(net, params, x, y, loss="mse", reg=REG, backward=mixed, n_samples=0)
+    first, second = report.findings
+    assert (first.layer, first.kind) == (2, "transpose") and "layer 1's W" in first.message
+    assert (second.layer, second.kind) == (0, "transpose")
+    assert "transposed back: 2× the reference" in second.message
+    assert report.source == (2, "W") and not report.rows[0].passed
