@@ -75,6 +75,8 @@ def derivative(bug, at, layer, name, z, a, g):
         return F[name][1](a)
     if at == layer and bug == "no_derivative":
         return np.ones_like(z)
+    if at == layer and bug == "relu_at_0":
+        return np.where(z >= 0, 1.0, 0.0)
     return F[name][1](z)
 
 
@@ -229,3 +231,76 @@ def test_misshaped_leaves_are_named_transposed_or_from_another_layer():
     assert (second.layer, second.kind) == (0, "transpose")
     assert "transposed back: 2× the reference" in second.message
     assert report.source == (2, "W") and not report.rows[0].passed
+
+
+def test_relu_derivative_taken_as_1_at_0_is_named():
+    _, _, x, y = problem(2, "relu", "mse")
+    net = jm.MLP((3, 5, 3), ("relu", "linear"))
+    params = jm.init_params(jax.random.key(0), net)
+    x = x.at[:2].set(0.0)  # zero rows and zero biases: z = 0 exactly in layer 0
+    backward = planted("relu_at_0", 0)
+    report = gradcheck(net, params, x, y, loss="mse", reg=REG, backward=backward, n_samples=0)
+    assert report.source == (0, "W") and report.findings[0].kind == "activation"
+    assert "relu′(0) taken as 1" in report.findings[0].message
+
+
+def test_the_forms_a_backward_may_not_take_get_a_message_naming_the_fix():
+    net, params, x, y = problem(2, "tanh", "mse")
+    right = planted()
+
+    def as_list(*args, **kwargs):
+        return list(right(*args, **kwargs))
+
+    def seeds_shapes(*args, **kwargs):
+        return tuple({"W": g["W"].T, "b": g["b"][:, None]} for g in right(*args, **kwargs))
+
+    def column_vectors(net, params, x, y, *, loss, reg):
+        return params[0]["W"].T @ x  # the seeds' W·X on row-major arrays
+
+    with pytest.raises(TypeError, match=r"return tuple\(grads\), or pass layout='seeds'"):
+        gradcheck(net, params, x, y, loss="mse", reg=REG, backward=as_list)
+    with pytest.raises(ValueError, match="the seeds' layout; pass layout='seeds'"):
+        gradcheck(net, params, x, y, loss="mse", reg=REG, backward=seeds_shapes)
+    with pytest.raises(jm.BackwardError, match="dot_general.*pass layout='seeds'") as info:
+        gradcheck(net, params, x, y, loss="mse", reg=REG, backward=column_vectors)
+    assert isinstance(info.value.__cause__, TypeError)
+
+
+def seeds_student(bug=None):
+    """The seeds' tables for a 3-layer sigmoid net, literally: columns, E = Y − Ŷ, updates add."""
+
+    def sigma(z):
+        return 1 / (1 + np.exp(-z))
+
+    def backward(net, params, X, Y, *, loss, reg):
+        (W1, B1), (W2, B2), (W3, B3) = [(np.asarray(p["W"]), np.asarray(p["b"])) for p in params]
+        HI1 = W1 @ X + B1
+        HO1 = sigma(HI1)
+        HI2 = W2 @ HO1 + B2
+        HO2 = sigma(HI2)
+        HO_final = W3 @ HO2 + B3
+        E = Y - sigma(HO_final)
+        at = sigma(HO_final) if bug == "sigma_of_yhat" else HO_final
+        err_final = E * sigma(at) * (1 - sigma(at))
+        err2 = (W3.T @ err_final) * sigma(HI2) * (1 - sigma(HI2))
+        err1 = (W2.T @ err2) * sigma(HI1) * (1 - sigma(HI1))
+        out = [(err @ HO.T - 2 * r.l2w * W, err.sum(axis=1, keepdims=True))
+               for err, HO, W, r in ((err1, X, W1, reg[0]), (err2, HO1, W2, reg[1]),
+                                     (err_final, HO2, W3, reg[2]))]  # fmt: skip
+        return out, [err1, err2, err_final]
+
+    return backward
+
+
+def test_the_seeds_layout_is_checked_as_written_and_converted_in_words():
+    net = jm.MLP((3, 5, 4, 2), ("sigmoid",) * 3)
+    _, params, x, _ = problem(3, "sigmoid", "mse")
+    params = jm.init_params(jax.random.key(1), net)
+    y = jnp.asarray(np.random.default_rng(1).uniform(size=(6, 2)), jnp.float32)
+    kwargs = {"loss": "mse", "reg": REG, "layout": "seeds", "n_samples": 2}
+    report = gradcheck(net, params, x, y, backward=seeds_student(), **kwargs)
+    assert report.passed and report.conversion.startswith("layout='seeds': W (fan_out, fan_in)")
+    assert "S = N·K/2 = 6·2/2" in report.conversion and len(report.steps) == 3
+    bad = gradcheck(net, params, x, y, backward=seeds_student("sigma_of_yhat"), **kwargs)
+    assert bad.source == (2, "delta") and bad.findings[0].kind == "activation"
+    assert "σ′(HO_final)" in bad.findings[0].message
