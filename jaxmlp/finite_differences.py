@@ -181,8 +181,9 @@ def eps_sweep(net: MLP, params: Params, x: jax.Array, y: jax.Array, *, loss: str
     - left of it rounding dominates: error ∝ ``u·|f|/ε``, slope −1;
     - the bottom lies near ``ε ≈ (3u·|f|/|f‴|)^(1/3)``, ``u^(1/3)`` up to the function's scale
       (`EpsSweep.predicted_best`): 4.8e-6 in float64, 3.9e-3 in float32, with an error of the
-      order of ``u^(2/3)`` there (2e-11 and 2e-5) times the function's scale. `gradcheck`, which
-      always differentiates in float64, takes ``eps=1e-6``: near the bottom, on its left arm.
+      order of ``u^(2/3)`` there (2e-11 and 2e-5) times the function's scale. `gradcheck`'s
+      default steps (`jaxmlp.gradcheck.DEFAULTS`) lie near the bottom: ``1e-6`` in float64 (on
+      the left arm), ``1e-2`` in float32.
 
     Entries whose stencil crosses a kink at a step (`kink_signature`: ReLU, MAE, clipping, L1)
     are left out at that step and counted in ``skipped``; so are, in ``unresolved``, those whose
