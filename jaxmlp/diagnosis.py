@@ -77,7 +77,9 @@ class Problem(NamedTuple):
     ``(batch, features)``; ``deltas[l]`` autodiff's ``dL/dz_l``; ``autodiff`` its gradients;
     ``output_grad`` ``dL/da`` of the output layer (None for a fused loss, whose error comes
     from the logits); ``regs`` one `Regularization` per layer; ``rtol``, ``atol`` the check's
-    tolerance.
+    tolerance; ``seeds_scale`` the seeds' ``S`` when the backward was written in the seeds'
+    layout (`jaxmlp.layouts`: its penalty terms are unscaled, its messages in its terms), else
+    None.
     """
 
     net: MLP
@@ -91,6 +93,7 @@ class Problem(NamedTuple):
     regs: tuple[Regularization, ...]
     rtol: float
     atol: float
+    seeds_scale: float | None = None
 
 
 class _Belief(NamedTuple):
@@ -161,11 +164,16 @@ def error_variants(problem: Problem, layer: int, g: np.ndarray | None) -> list:
     if g is None or name == "linear":
         return []
     f, z, a = _act.get(name), problem.zs[layer], problem.acts[layer + 1]
-    seeds = " (the seeds write σ′(HO_final) where the pre-activation HI_final is meant)"
+    names = (
+        ("Ŷ", "HO_final")
+        if layer == problem.net.n_layers - 1
+        else (f"HO_{layer + 1}", f"HI_{layer + 1}")
+    )
+    seeds = f" (in the seeds' names: σ′({names[0]}) written for σ′({names[1]}))"
     out = [("activation", f"the activation's derivative is missing: dL/dz taken as dL/da "
             f"(multiply by {name}′(z))", g)]  # fmt: skip
     if f.derivative is not None:
-        where = seeds if layer == problem.net.n_layers - 1 else ""
+        where = seeds if name == "sigmoid" else ""
         text = f"{name}′ applied to the activation a = {name}(z) instead of the pre-activation z"
         out.append(("activation", text + where, g * np.asarray(f.derivative(a), a.dtype)))
     if name in ("relu", "leaky_relu"):
@@ -181,11 +189,20 @@ def error_variants(problem: Problem, layer: int, g: np.ndarray | None) -> list:
     return out
 
 
-def scale_causes(c: float, n: int, k: int) -> str:
-    """The usual causes of a gradient ``c`` times the reference, batch ``n``, ``k`` outputs."""
+def scale_causes(c: float, n: int, k: int, seeds: bool = False) -> str:
+    """The usual causes of a gradient ``c`` times the reference, batch ``n``, ``k`` outputs.
+
+    `seeds`: the backward was written in the seeds' layout (its directions already converted).
+    """
+    sign = (
+        "the sign: E = Y − Ŷ in the seeds (their err points downhill and the updates add); "
+        "E written Ŷ − Y?"
+        if seeds
+        else "the sign: the seeds' err = E·σ′ with E = Y − Ŷ is "
+        "minus the gradient (their updates add); return −err terms, or pass layout='seeds'"
+    )
     causes = [
-        (-1.0, "the sign: the seeds' err = E·σ′ with E = Y − Ŷ is minus the gradient (their "
-         "updates add); return −err terms, or pass layout='seeds'"),
+        (-1.0, sign),
         (2.0, "the L2 derivative is 2λw, or an MSE convention: d/dŷ (ŷ − y)² is 2(ŷ − y), "
          "d/dŷ ½(ŷ − y)² is (ŷ − y)"),
         (0.5, "the 2 of d/dŷ (ŷ − y)² dropped (½(ŷ − y)² differentiated), or λ in place of 2λ"),
@@ -197,7 +214,7 @@ def scale_causes(c: float, n: int, k: int) -> str:
         (n * k, f"N·K = {n * k}: summed over every element instead of averaged"),
         (n * k / 2, "N·K/2: the gradient of the seeds' ½Σ(Y − Ŷ)²; pass layout='seeds'"),
         (-n * k / 2, "−N·K/2: the seeds' update direction of ½Σ(Y − Ŷ)²; pass layout='seeds'"),
-    ]  # fmt: skip
+    ][: -2 if seeds else None]  # fmt: skip
     found = [text for value, text in causes if np.isclose(c, value, rtol=1e-3, atol=0)]
     if not found:  # a known factor with the sign flipped
         found = [f"the sign is flipped, and {text}" for value, text in causes
@@ -252,9 +269,10 @@ def classify(problem: Problem, where: str, m: np.ndarray, e: np.ndarray,
                        f"(max |reference| {np.max(np.abs(e)):.3g}): never accumulated, or a "
                        "derivative or mask that zeroes it")  # fmt: skip
     if m.ndim == 2 and m.shape == e.T.shape and close(m.T, e, problem):
-        return Finding(layer, leaf, "transpose", None, f"{at}: the reference transposed: dW is "
-                       "a_prev.T @ delta, of shape (fan_in, fan_out); the seeds' W·X layout is "
-                       "(fan_out, fan_in): pass layout='seeds'")  # fmt: skip
+        fix = ("the seeds' direction of W is err·HO_{l−1}ᵀ, of shape (fan_out, fan_in)"
+               if problem.seeds_scale else "dW is a_prev.T @ delta, of shape (fan_in, fan_out); "
+               "the seeds' W·X layout is (fan_out, fan_in): pass layout='seeds'")  # fmt: skip
+        return Finding(layer, leaf, "transpose", None, f"{at}: the reference transposed: {fix}")
     found = None if leaf == "delta" else _penalty_finding(problem, where, m, e, *penalty)
     if found is not None:
         return found
@@ -264,7 +282,8 @@ def classify(problem: Problem, where: str, m: np.ndarray, e: np.ndarray,
         if c is not None and (not data_only or np.any(p)) and close(m, p + c * (e - p), problem):
             part = "its data part is " if data_only else ""
             right = " (the penalty's part is right)" if data_only else ""
-            text = f"{at}: {part}{c:.4g}× the reference{right} — {scale_causes(c, n, k)}"
+            causes = scale_causes(c, n, k, bool(problem.seeds_scale))
+            text = f"{at}: {part}{c:.4g}× the reference{right} — {causes}"
             return Finding(layer, leaf, "scale", c, text)
     ratio = median_ratio(m, e)
     ratio_text = "" if ratio is None else f"; ratio {ratio:.4g}"
@@ -283,15 +302,16 @@ def _penalty_finding(problem: Problem, where: tuple, m: np.ndarray, e: np.ndarra
         c = _fit(d, t)
         if c is None or not close(m, e + c * t, problem):
             continue
-        held = 1 + c
+        held = 1 + c * (problem.seeds_scale or 1.0)  # the seeds' penalty is unscaled by 1/S
         what = {
             0.0: "is missing",
             2.0: "is counted twice",
             -1.0: "enters with the wrong sign",
             0.5: "is λ·w, not 2λ·w (the λ/2·Σw² convention, not jaxmlp's λ·Σw²)",
         }
-        text = next((v for k, v in what.items() if np.isclose(held, k, atol=1e-3)),
-                    f"is {held:.4g}× what it should be")  # fmt: skip
+        named = [k for k in what if np.isclose(held, k, atol=1e-3)]
+        held = named[0] if named else held  # 0, not 1e-16: the multiple the message names
+        text = what[held] if named else f"is {held:.4g}× what it should be"
         return Finding(layer, leaf, "penalty", held, f"{at}: the term {formula} ({name}) {text}")
     w = problem.params[layer][leaf]
     c = _fit(d, w)
@@ -427,7 +447,7 @@ def _hypothesis(problem: Problem, l: int, manual: dict, g: np.ndarray | None, be
                      (_fit(manual["W"], expected["W"]), None)):  # fmt: skip
             if c is not None and not np.isclose(c, 1.0):
                 text = f"{c:.4g}× the reference, from the layer's error dL/dz"
-                text += f" — {scale_causes(c, n, k)}"
+                text += f" — {scale_causes(c, n, k, bool(problem.seeds_scale))}"
                 candidates.append(("scale", c, text, c * e_delta, rho if r else c * rho))
     for kind, text, delta in error_variants(problem, l, g):
         candidates.append((kind, None, f"the layer's error dL/dz is wrong: {text}", delta, rho))
@@ -445,9 +465,10 @@ def _check_delta(problem: Problem, l: int, u: np.ndarray, e_delta: np.ndarray,
     ref, names = problem.deltas[l], seeds_names(l, problem.net.n_layers)
     found: list[Finding] = []
     if u.ndim == 2 and u.shape == ref.T.shape and u.shape != ref.shape:
+        fix = ("the seeds' err_HO is (fan_out, batch)" if problem.seeds_scale else
+               "return it batch first, or pass layout='seeds'")  # fmt: skip
         found.append(Finding(l, "delta", "transpose", None, f"layer {l} delta: shape {u.shape}, "
-                             f"the transpose of dL/dz's {ref.shape}: return it batch first, or "
-                             "pass layout='seeds'"))  # fmt: skip
+                             f"the transpose of dL/dz's {ref.shape}: {fix}"))  # fmt: skip
         u = u.T
     wrong = ~np.isclose(u, ref, rtol=problem.rtol, atol=problem.atol) | ~np.isfinite(u)
     first = int(np.argmax(wrong.any(axis=1))) if wrong.any() else None

@@ -395,8 +395,12 @@ def _computed(problem: tuple, backward: Backward | None, layout: str, rng, n_sam
     tol = {"rtol": 0.0, "atol": 0.0}  # set by _report
     regs = tuple(jax.tree.map(float, r) for r in per_layer(_host(reg), net.n_layers))
     host_params = _host(params)
+    seeds = None
+    if layout == "seeds":  # the seeds' S: their unscaled penalty, their terms in messages
+        seeds = layouts.seeds_scale(loss, x.shape[0], net.out_features)[0]
     reference = diagnosis.Problem(net, host_params, ref["zs"], ref["acts"], ref["deltas"],
-                                  ref["grads"], ref["output_grad"], loss, regs, **tol)  # fmt: skip
+                                  ref["grads"], ref["output_grad"], loss, regs, **tol,
+                                  seeds_scale=seeds)  # fmt: skip
     return _Computed(returned.grads, returned.deltas, returned.conversion, reference,
                      tuple(samples), float(ref["value"]))  # fmt: skip
 
@@ -546,5 +550,8 @@ def check_settings(*, n_samples: Any, eps: Any, rtol: Any, atol: Any, fd_rtol: A
 
 
 def _name(fn: Any) -> str:
+    """``module.qualname`` of a function (a partial's function, with ``partial``)."""
+    if isinstance(fn, functools.partial):
+        return f"partial({_name(fn.func)}, …)"
     module, name = getattr(fn, "__module__", None), getattr(fn, "__qualname__", None)
     return f"{module}.{name}" if module and name else repr(fn)

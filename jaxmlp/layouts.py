@@ -180,12 +180,15 @@ def from_seeds(directions: Any, errs: Any, problem: tuple) -> Returned:
         dW, dB = (d["W"], d["b"]) if isinstance(d, dict) else d
         dW, dB = np.asarray(dW), np.asarray(dB)
         fan_in, fan_out = np.shape(p["W"])
-        if dW.shape != (fan_out, fan_in) or dB.shape not in ((fan_out, 1), (fan_out,)):
+        shapes = ((fan_out, fan_in), (fan_in, fan_out))
+        if dW.shape not in shapes or dB.shape not in ((fan_out, 1), (fan_out,)):
             raise ValueError(
                 f"layout='seeds': layer {l} returned W {dW.shape} and b {dB.shape};"
                 f" the seeds' shapes are ({fan_out}, {fan_in}) and ({fan_out}, 1)"
             )
-        grads.append({"W": (-dW.T - g_pen["W"]) / s + g_pen["W"],
+        # A W returned transposed stays so, converted entry by entry: the report says transpose.
+        pen_w = g_pen["W"] if dW.shape == (fan_out, fan_in) else g_pen["W"].T
+        grads.append({"W": (-dW.T - pen_w) / s + pen_w,
                       "b": (-dB.ravel() - g_pen["b"]) / s + g_pen["b"]})  # fmt: skip
     deltas = None
     if errs is not None:

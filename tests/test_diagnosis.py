@@ -287,6 +287,10 @@ def seeds_student(bug=None):
         out = [(err @ HO.T - 2 * r.l2w * W, err.sum(axis=1, keepdims=True))
                for err, HO, W, r in ((err1, X, W1, reg[0]), (err2, HO1, W2, reg[1]),
                                      (err_final, HO2, W3, reg[2]))]  # fmt: skip
+        if bug == "no_l2":  # layer 1's penalty forgotten
+            out[1] = (err2 @ HO1.T, out[1][1])
+        if bug == "transpose":  # layer 1's direction as HO·errᵀ
+            out[1] = (HO1 @ err2.T - 2 * reg[1].l2w * W2.T, out[1][1])
         return out, [err1, err2, err_final]
 
     return backward
@@ -304,3 +308,8 @@ def test_the_seeds_layout_is_checked_as_written_and_converted_in_words():
     bad = gradcheck(net, params, x, y, backward=seeds_student("sigma_of_yhat"), **kwargs)
     assert bad.source == (2, "delta") and bad.findings[0].kind == "activation"
     assert "σ′(HO_final)" in bad.findings[0].message
+    for bug, kind, factor in (("no_l2", "penalty", 0.0), ("transpose", "transpose", None)):
+        found = gradcheck(net, params, x, y, backward=seeds_student(bug), **kwargs).findings[0]
+        assert (found.layer, found.leaf, found.kind) == (1, "W", kind)
+        assert found.factor == (None if factor is None else pytest.approx(factor))
+        assert "pass layout='seeds'" not in found.message

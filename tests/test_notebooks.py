@@ -62,6 +62,12 @@ EXPECTED = {
         r"so it saved \d+\.\d% of the model-epochs; its winner, λ = ",
         r"winner matches the unpruned best: (True|False)",
     ],
+    "06_debugging_backprop": [
+        r"Result: gradcheck named (\d) of \1 planted bugs by kind and layer",
+        r"The float64 V curve bottoms out at eps=\d\.\de[-+]\d\d \(median error "
+        r"\d\.\de[-+]\d\d\); float32 at eps=\d\.\de[-+]\d\d",
+        r"optimcheck named (\d) of \1 Adam bugs: bias_correction_v_only \(.*\), eps_inside_root",
+    ],
 }
 
 
