@@ -1,5 +1,7 @@
 """Test configuration for tests/ and the doctests in jaxmlp/: strict JAX settings."""
 
+import os
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -10,6 +12,10 @@ import jaxmlp
 # Implicit rank promotion hides broadcasting bugs (b of shape (n,) against (batch, n) must be
 # explicit); the library is written to run under this setting.
 jax.config.update("jax_numpy_rank_promotion", "raise")
+
+# The command lines the tests start keep no persistent compilation cache (nothing written to the
+# user's cache folder, every compilation counted); tests/test_compile_cache.py turns it on.
+os.environ.setdefault("JAXMLP_COMPILE_CACHE", "off")
 
 
 @pytest.fixture(autouse=True)

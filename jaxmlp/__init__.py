@@ -7,6 +7,7 @@ and the regularized objective; `jax.grad` differentiates it and `jax.jit` compil
 from jaxmlp import (
     activations,
     checkpoint,
+    compile_cache,
     datasets,
     diagnosis,
     early_stopping,
@@ -48,13 +49,13 @@ __version__ = "0.1.0"
 # fmt: off
 __all__ = [
     "BackwardError", "CVResult", "Checkpoint", "CheckpointError", "EarlyStopping", "EpsSweep",
-    "Finding", "FitManyResult", "FitResult", "GradcheckReport", "HalvingResult", "LeafCheck", "MLP",
-    "OptimcheckReport", "Params", "Regularization", "Snapshot", "accuracy", "activations",
-    "apply_updates", "backprop", "checkpoint", "cross_validate", "datasets", "diagnosis",
-    "early_stopping", "ensemble", "eps_sweep", "evaluate", "finite_differences", "fit", "fit_many",
-    "forward", "forward_intermediates", "gradcheck", "halving", "init_params", "layouts", "load",
-    "losses", "make_train_step", "metrics", "objective", "optim", "optimcheck", "penalty",
-    "penalty_grad", "predict", "save", "schedules", "selection", "sharding", "spiral", "stats",
-    "successive_halving", "train_step", "transforms", "value_and_backprop",
+    "Finding", "FitManyResult", "FitResult", "GradcheckReport", "HalvingResult", "LeafCheck",
+    "MLP", "OptimcheckReport", "Params", "Regularization", "Snapshot", "accuracy", "activations",
+    "apply_updates", "backprop", "checkpoint", "compile_cache", "cross_validate", "datasets",
+    "diagnosis", "early_stopping", "ensemble", "eps_sweep", "evaluate", "finite_differences",
+    "fit", "fit_many", "forward", "forward_intermediates", "gradcheck", "halving", "init_params",
+    "layouts", "load", "losses", "make_train_step", "metrics", "objective", "optim", "optimcheck",
+    "penalty", "penalty_grad", "predict", "save", "schedules", "selection", "sharding", "spiral",
+    "stats", "successive_halving", "train_step", "transforms", "value_and_backprop",
 ]
 # fmt: on

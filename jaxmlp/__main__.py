@@ -1,5 +1,5 @@
 """``python -m jaxmlp …``: the ``jaxmlp`` command line."""
 
-from jaxmlp.cli import main
+from jaxmlp.cli import console
 
-raise SystemExit(main())
+raise SystemExit(console())

@@ -313,3 +313,23 @@ def test_the_seeds_layout_is_checked_as_written_and_converted_in_words():
         assert (found.layer, found.leaf, found.kind) == (1, "W", kind)
         assert found.factor == (None if factor is None else pytest.approx(factor))
         assert "pass layout='seeds'" not in found.message
+
+
+def test_nonfinite_and_unexplained_leaves():
+    net, params, x, y = problem(2, "tanh", "mse")
+    right = planted()
+
+    def broken(*args, **kwargs):
+        g = right(*args, **kwargs)
+        w = np.array(g[1]["W"])
+        w[0, 1] = np.nan
+        noisy = g[0]["W"] + np.arange(g[0]["W"].size).reshape(g[0]["W"].shape) * 1e-3
+        return ({"W": noisy, "b": g[0]["b"]}, {"W": w, "b": g[1]["b"]})
+
+    report = gradcheck(net, params, x, y, loss="mse", reg=REG, backward=broken, n_samples=0)
+    top, below = report.findings
+    assert (top.layer, top.kind) == (1, "nonfinite") and "1 of 15 entries" in top.message
+    assert "the first at [0, 1]" in top.message
+    assert (below.layer, below.kind, below.factor) == (0, "unexplained", None)
+    assert "no known error explains it" in below.message and "worst at [2, 4]" in below.message
+    assert report.source == (1, "W")

@@ -413,3 +413,24 @@ def test_ctrl_c_ends_fit_after_the_current_chunk_and_the_run_continues_exactly()
     np.testing.assert_array_equal(
         np.concatenate([cut.history["loss"], rest.history["loss"]]), straight.history["loss"]
     )
+
+
+def test_a_new_but_equal_optimizer_for_each_fit_compiles_once(caplog):
+    """Equality by program: adam(1e-3) made five times, even adam(1e-2), is one compiled epoch."""
+    x, y = data()
+    params = jm.init_params(jax.random.key(2), NET)
+    kw = dict(loss=LOSS, epochs=2, batch_size=16, key=jax.random.key(3), progress=False)
+
+    def five_fits():
+        lrs = (1e-3, 1e-3, 1e-3, 1e-2, 1e-3)
+        return [jm.fit(NET, params, jm.optim.adam(lr), x, y, **kw) for lr in lrs]
+
+    results, compiles = count_compilations(caplog, five_fits)
+    assert compiles == 1
+    chex.assert_trees_all_equal(results[0].params, results[4].params)
+    assert not np.allclose(results[0].params[0]["W"], results[3].params[0]["W"])  # lr is data
+    caplog.clear()
+    _, compiles = count_compilations(
+        caplog, lambda: jm.fit(NET, params, jm.optim.adam(1e-3, amsgrad=True), x, y, **kw)
+    )
+    assert compiles == 1  # another program: AMSGrad is structure

@@ -809,3 +809,20 @@ def test_set_hyperparams_follows_a_users_own_declaration():
         set_hyperparams(state, scale=1.5)
     with pytest.raises(ValueError, match=r"ScaleState.scale holds a fixed value"):
         set_hyperparams(state, scale=schedules.constant(0.1))
+
+
+def test_optimizers_compare_equal_by_program():
+    assert optim.adam(1e-3) == optim.adam(1e-2, b1=0.5, eps=0.0, eps_root=1e-8)
+    assert hash(optim.adam(1e-3)) == hash(optim.adam(1e-2))
+    assert optim.adam(1e-3) != optim.adam(1e-3, amsgrad=True) and optim.adam(1e-3) != optim.adamw(
+        1e-3
+    )
+    assert optim.sgd(0.1) == optim.sgd(0.5, momentum=0.9) != optim.sgd(0.1, nesterov=True)
+    assert optim.rmsprop(0.1) != optim.rmsprop(0.1, centered=True)
+    assert optim.chain(optim.clip_by_global_norm(1.0), optim.sgd(0.1)) == optim.chain(
+        optim.clip_by_global_norm(5.0), optim.sgd(0.2)
+    )
+    assert optim.adamw(0.1, mask=lambda p: p) != optim.adamw(0.1, mask=lambda p: p)  # functions
+    mine = optim.Optimizer(lambda p: None, lambda g, s, p=None: (g, s))
+    assert mine == mine and mine != optim.Optimizer(mine.init, lambda g, s, p=None: (g, s))
+    assert len({optim.adam(1e-3), optim.adam(3e-4), optim.sgd(0.1)}) == 2

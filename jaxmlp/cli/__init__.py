@@ -19,8 +19,10 @@ own code (``--backward``, ``--optimizer``) raised (its traceback on stderr).
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import NoReturn
 
+from jaxmlp import compile_cache
 from jaxmlp.cli import gradcheck, optimcheck, train
 from jaxmlp.cli.config import GROUP_NOTES, add_options, from_namespace
 
@@ -39,6 +41,10 @@ def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="jaxmlp", epilog="Run 'jaxmlp COMMAND --help' for a command's options.",
                   description="jaxmlp: a functional multilayer perceptron in JAX, with its "
                   "backpropagation written out.")  # fmt: skip
+    top.add_argument("--no-compile-cache", action="store_true",
+                     help="do not keep compiled programs in the persistent cache (default: "
+                     f"{compile_cache.default_dir()}, or ${compile_cache.ENV}; "
+                     f"{compile_cache.ENV}=off also turns it off)")  # fmt: skip
     sub = top.add_subparsers(dest="command", metavar="COMMAND")
     for name, command in COMMANDS.items():
         p = sub.add_parser(name, help=command.HELP, description=command.DESCRIPTION,
@@ -66,3 +72,20 @@ def main(argv: list[str] | None = None) -> int:
         return e.code if isinstance(e.code, int) else 2
     command = COMMANDS[args.command]
     return command.run(from_namespace(command.Config, args))
+
+
+def console(argv: list[str] | None = None) -> int:
+    """The ``jaxmlp`` program: `main` with JAX's persistent compilation cache turned on.
+
+    The cache (`jaxmlp.compile_cache`) lives in ``$JAXMLP_COMPILE_CACHE`` or the user cache folder;
+    ``--no-compile-cache`` before the command, or ``JAXMLP_COMPILE_CACHE=off``, leaves it off.
+    `main` itself never turns it on, so calling it in-process changes no global setting.
+    """
+    argv = sys.argv[1:] if argv is None else argv
+    folder = compile_cache.from_environment(compile_cache.default_dir())
+    if folder is not None and "--no-compile-cache" not in argv[:1]:
+        try:
+            compile_cache.enable(folder)
+        except OSError as e:  # an unwritable folder costs speed, not the run
+            print(f"jaxmlp: compile cache off: {e}", file=sys.stderr)
+    return main(argv)

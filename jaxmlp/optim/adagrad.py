@@ -79,4 +79,4 @@ def adagrad(
         updates = base.descent(base.lr_now(state), step, G)
         return updates, state._replace(count=base.next_count(state.count), sum_of_squares=G)
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "adagrad"))

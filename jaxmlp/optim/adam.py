@@ -134,7 +134,7 @@ def adam(
         step, new = _adam_direction(grads, state, amsgrad)
         return base.descent(base.lr_now(state), step, state.mu), new
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "adam", amsgrad))
 
 
 def _is_bool(x: Any) -> bool:
@@ -146,6 +146,14 @@ def _where(mask: Any, x: jax.Array) -> jax.Array:
     if isinstance(mask, (bool, np.bool_)):
         return x if mask else jnp.zeros_like(x)
     return jnp.where(mask, x, jnp.zeros_like(x))
+
+
+def _mask_key(mask: Any) -> Any:
+    """The AdamW mask as part of the program's key: None, the function itself, or its bools."""
+    if mask is None or callable(mask):
+        return mask
+    leaves = jax.tree.leaves(mask)
+    return jax.tree.structure(mask), tuple((np.shape(m), np.asarray(m).tobytes()) for m in leaves)
 
 
 def _decay_mask(mask: Any, params: Any) -> Any:
@@ -232,4 +240,4 @@ def adamw(
         step = jax.tree.map(lambda s, w, m: s + _where(m, lam * w), step, params, decays)
         return base.descent(base.lr_now(state), step, state.mu), new
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "adamw", amsgrad, _mask_key(mask)))

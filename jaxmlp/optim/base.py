@@ -43,10 +43,45 @@ class Optimizer(NamedTuple):
 
     ``init`` returns the state; ``update`` returns ``(updates, new_state)``. A transformation
     (`jaxmlp.optim.transforms`) is the same pair of functions.
+
+    Equality is by program: two optimizers made by jaxmlp's factories compare equal (and hash
+    alike) when their ``update`` is the same computation — the same factory with the same
+    structural options (``nesterov``, ``amsgrad``, ``centered``, the AdamW mask, a chain of equal
+    parts). Hyperparameters live in the state as data, so ``adam(1e-3) == adam(1e-2)``: a loop
+    that makes a new optimizer for each `jaxmlp.fit` call reuses one compiled program. Other
+    optimizers (a pair of your own functions) compare as tuples of their functions.
     """
 
     init: Callable[[Any], OptState]
     update: Callable[..., tuple[Updates, OptState]]
+
+    def __eq__(self, other: object) -> bool:
+        mine, theirs = program_of(self), program_of(other)
+        if mine is not None and theirs is not None:
+            return mine == theirs
+        return tuple.__eq__(self, other)
+
+    def __ne__(self, other: object) -> bool:
+        return not self == other
+
+    def __hash__(self) -> int:
+        key = program_of(self)
+        return tuple.__hash__(self) if key is None else hash(("Optimizer", key))
+
+
+def program(update: Callable, *key: Any) -> Callable:
+    """Mark `update` as the computation named by `key` (hashable): see `Optimizer`'s equality.
+
+    The factories call it with their name and structural options, e.g. ``("adam", amsgrad)``.
+    """
+    update.program = key  # type: ignore[attr-defined]
+    return update
+
+
+def program_of(opt: Any) -> tuple | None:
+    """The `program` key of an optimizer's ``update``, or None (not made by a factory)."""
+    update = opt[1] if isinstance(opt, tuple) and len(opt) == 2 else None
+    return getattr(update, "program", None)
 
 
 def apply_updates(params: Any, updates: Updates) -> Any:

@@ -99,4 +99,4 @@ def rmsprop(
             count=base.next_count(state.count), nu=nu, grad_avg=grad_avg, trace=trace
         )
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "rmsprop", centered))

@@ -67,4 +67,4 @@ def sgd(
         updates = base.descent(base.lr_now(state), step, state.trace)
         return updates, state._replace(count=base.next_count(state.count), trace=trace)
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "sgd", nesterov))

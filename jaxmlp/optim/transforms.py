@@ -79,7 +79,7 @@ def clip_by_global_norm(max_norm: float) -> base.Optimizer:
         clipped = jax.tree.map(lambda g: (g * scale).astype(g.dtype), grads)
         return clipped, state._replace(count=base.next_count(state.count))
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "clip_by_global_norm"))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -131,6 +131,9 @@ def chain(*transforms: base.Optimizer) -> base.Optimizer:
             new_states.append(s)
         return grads, tuple(new_states)
 
+    parts = tuple(base.program_of(t) for t in transforms)
+    if all(key is not None for key in parts):
+        update = base.program(update, "chain", parts)
     return base.Optimizer(init, update)
 
 
@@ -305,4 +308,4 @@ def proximal_l1(
         new = jax.tree_util.tree_map_with_path(prox, params, updates)
         return new, state._replace(count=base.next_count(state.count))
 
-    return base.Optimizer(init, update)
+    return base.Optimizer(init, base.program(update, "proximal_l1"))
