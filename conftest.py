@@ -30,3 +30,15 @@ def x64():
     """Run the test with 64-bit floats (create its arrays inside the test)."""
     with jax.enable_x64(True):
         yield
+
+
+# The longest tests (real processes, notebooks, generated properties) start first, so that the
+# two pytest-xdist workers finish together instead of one waiting on a long test at the end.
+FIRST = ("test_kill_resume.py", "test_notebooks.py", "test_sharding.py", "test_properties.py",
+         "test_cli_contract.py", "test_train_cli.py", "test_selection.py")  # fmt: skip
+
+
+def pytest_collection_modifyitems(items):
+    """Order the collected tests: the modules in `FIRST` (in its order), then the rest."""
+    rank = {name: i for i, name in enumerate(FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(FIRST)))
