@@ -443,7 +443,7 @@ def check_grads_result(case: Case, params):
     return check
 
 
-@profile(27)
+@profile(14)
 @given(cases())
 def test_contract_objective(case):
     with jax.enable_x64(case.x64):
@@ -455,7 +455,7 @@ def test_contract_objective(case):
         )
 
 
-@profile(27)
+@profile(14)
 @given(cases())
 def test_contract_backprop(case):
     with jax.enable_x64(case.x64):
@@ -484,7 +484,7 @@ def batch_size_of(spec: Any, n: int, *, none_ok: bool) -> tuple[Any, list[Defect
     return spec, []
 
 
-@profile(24)
+@profile(12)
 @given(cases(), EVAL_BATCH)
 def test_contract_evaluate(case, batch):
     with jax.enable_x64(case.x64):
@@ -511,7 +511,7 @@ def test_contract_evaluate(case, batch):
         )
 
 
-@profile(24)
+@profile(12)
 @given(cases(), EVAL_BATCH)
 def test_contract_predict(case, batch):
     with jax.enable_x64(case.x64):
@@ -583,7 +583,7 @@ def make_validation(case: Case, rng) -> tuple[Any, list[Defect]]:
     return (xv, yv), []
 
 
-@profile(42)
+@profile(21)
 @given(fit_cases())
 def test_contract_fit(case):
     with jax.enable_x64(case.x64):
@@ -634,7 +634,7 @@ def test_contract_fit(case):
 # --------------------------------------------------------------------------- backprop == grad
 
 
-@profile(36)
+@profile(18)
 @given(cases(defects=False), st.booleans())
 def test_backprop_equals_autodiff(case, masked):
     with jax.enable_x64(True):
