@@ -38,7 +38,7 @@ import numpy as np
 
 from jaxmlp import activations as _act
 from jaxmlp.model import MLP
-from jaxmlp.regularization import Regularization
+from jaxmlp.regularization import Regularization, l1_sign
 
 KINDS = ("scale", "penalty", "transpose", "activation", "zero", "nonfinite", "propagated",
          "unexplained")  # fmt: skip
@@ -76,10 +76,11 @@ class Problem(NamedTuple):
     ``zs[l]``, ``acts[l + 1]``: layer ``l``'s pre-activation and activation (``acts[0] = x``),
     ``(batch, features)``; ``deltas[l]`` autodiff's ``dL/dz_l``; ``autodiff`` its gradients;
     ``output_grad`` ``dL/da`` of the output layer (None for a fused loss, whose error comes
-    from the logits); ``regs`` one `Regularization` per layer; ``rtol``, ``atol`` the check's
-    tolerance; ``seeds_scale`` the seeds' ``S`` when the backward was written in the seeds'
-    layout (`jaxmlp.layouts`: its penalty terms are unscaled, its messages in its terms), else
-    None.
+    from the logits); ``regs`` one `Regularization` per layer; ``penalty`` the penalty's
+    gradient (`jaxmlp.regularization.penalty_grad`), shaped like the params; ``rtol``,
+    ``atol`` the check's tolerance; ``seeds_scale`` the seeds' ``S`` when the backward was
+    written in the seeds' layout (`jaxmlp.layouts`: its penalty terms are unscaled, its
+    messages in its terms), else None.
     """
 
     net: MLP
@@ -91,6 +92,7 @@ class Problem(NamedTuple):
     output_grad: np.ndarray | None
     loss: str
     regs: tuple[Regularization, ...]
+    penalty: tuple
     rtol: float
     atol: float
     seeds_scale: float | None = None
@@ -116,22 +118,16 @@ def penalty_terms(w: np.ndarray, l1: float, l2: float, names: tuple[str, str]) -
     """The penalty's gradient terms of one leaf: ``(name, formula, term)`` for each nonzero one."""
     terms = []
     if l1:
-        terms.append((names[0], f"{names[0]}·sign({names[0][-1].upper()})", l1 * _l1_sign(w)))
+        sign = np.asarray(l1_sign(w), w.dtype)  # +1 at 0, as the penalty's gradient has it
+        terms.append((names[0], f"{names[0]}·sign({names[0][-1].upper()})", l1 * sign))
     if l2:
         terms.append((names[1], f"2·{names[1]}·{names[1][-1].upper()}", 2 * l2 * w))
     return terms
 
 
-def _l1_sign(w: np.ndarray) -> np.ndarray:
-    return np.where(w >= 0, 1.0, -1.0).astype(w.dtype)
-
-
 def leaf_penalty(problem: Problem, layer: int, leaf: str) -> np.ndarray:
     """The penalty's gradient for one leaf (``l1·sign(w) + 2·l2·w``), zeros without one."""
-    w, r = problem.params[layer][leaf], problem.regs[layer]
-    l1, l2 = (r.l1w, r.l2w) if leaf == "W" else (r.l1b, r.l2b)
-    return sum((t for *_, t in penalty_terms(w, float(l1), float(l2), ("l1", "l2"))),
-               np.zeros_like(w))  # fmt: skip
+    return problem.penalty[layer][leaf]
 
 
 def leaves_from(problem: Problem, layer: int, delta: np.ndarray, penalty_scale: float) -> dict:

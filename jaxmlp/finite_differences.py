@@ -228,9 +228,7 @@ def eps_sweep(net: MLP, params: Params, x: jax.Array, y: jax.Array, *, loss: str
     check_count("n_samples", n_samples, 1)
     dtype = dtype_name(dtype)
     steps = EPS_GRIDS[dtype] if eps is None else _check_eps(eps)
-    key = jax.random.key(0) if key is None else key
-    check_key(key)
-    rng = np.random.default_rng(seed_of(key))
+    rng = np.random.default_rng(seed_of(jax.random.key(0) if key is None else key))
     with jax.enable_x64(True):
         problem, params_d, sampled = _sample(net, params, x, y, loss, reg, dtype, rng, n_samples)
         rows = [_errors(problem, params_d, sampled, float(h)) for h in steps]
@@ -245,13 +243,10 @@ def _sample(net: MLP, params: Params, x, y, loss: str, reg, dtype: str, rng, n_s
     Returns ``(problem, params_d, sampled)`` with `problem` as `central_differences` takes it
     and, per leaf, ``(path, index, a, floor)``: ``a`` the exact gradient at the entries.
     """
-    # Cast on the host (no eager device op to compile per shape); the float64 reference is
-    # computed from the cast values, so both evaluate one function at one point.
-    host = jax.tree.map(lambda v: np.asarray(v, dtype), (params, x, reg))
-    host64 = jax.tree.map(lambda v: np.asarray(v, np.float64), host)
-    (params_d, x_d, reg_d), (params64, x64, reg64) = jax.device_put((host, host64))
-    labels = np.ndim(y) == 1
-    y_d, y64 = (jnp.asarray(y if labels else np.asarray(y, t)) for t in (dtype, np.float64))
+    # The float64 reference is computed from the cast values: both see one function at one point.
+    cast = cast_problem((net, params, x, y, loss, reg), dtype)
+    _, params64, x64, y64, _, reg64 = cast_problem(cast, "float64")
+    _, params_d, x_d, y_d, _, reg_d = cast
     auto = jax.tree.map(np.asarray, _grad(net, params64, x64, y64, loss, reg64))
     scale = max(float(np.max(np.abs(g))) for g in jax.tree.leaves(auto))
     sampled = []
@@ -326,3 +321,17 @@ def seed_of(key: Any) -> np.ndarray:
     if jnp.issubdtype(key.dtype, jax.dtypes.prng_key):
         key = jax.random.key_data(key)
     return np.asarray(key).ravel()
+
+
+def cast_problem(problem: tuple, dtype: str) -> tuple:
+    """``(net, params, x, y, loss, reg)`` with params, x, float targets and strengths in `dtype`.
+
+    Cast on the host, then put on the device: no eager device op to compile for each new shape.
+    Class labels stay integers; reg keeps its form (None, one Regularization, or one per layer)
+    for a user's backward. `jaxmlp.gradcheck` and `eps_sweep` cast their problems with it.
+    """
+    net, params, x, y, loss, reg = problem
+    host = jax.tree.map(lambda a: np.asarray(a, dtype), (params, x, reg))
+    params, x, reg = jax.device_put(host)
+    y = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, dtype))
+    return net, params, x, y, loss, reg

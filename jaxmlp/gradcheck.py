@@ -40,10 +40,10 @@ from jaxmlp import losses as _losses
 from jaxmlp._checks import check_choice, check_count, check_problem
 from jaxmlp.backprop import backprop, backward
 from jaxmlp.diagnosis import Finding, StepCheck
-from jaxmlp.finite_differences import central_differences, dtype_name, seed_of
+from jaxmlp.finite_differences import cast_problem, central_differences, dtype_name, seed_of
 from jaxmlp.model import MLP, Params, intermediates
 from jaxmlp.objective import objective_and_output, objective_of
-from jaxmlp.regularization import RegLike, per_layer
+from jaxmlp.regularization import RegLike, penalty_grad, per_layer
 
 
 class Tolerances(NamedTuple):
@@ -363,7 +363,7 @@ def gradcheck(net: MLP, params: Params, x: jax.Array, y: jax.Array, *, loss: str
     )
     # float32 runs keep the caller's x64 setting.
     with jax.enable_x64(True) if dtype == "float64" else contextlib.nullcontext():
-        problem = _cast((net, params, x, y, loss, reg), dtype)
+        problem = cast_problem((net, params, x, y, loss, reg), dtype)
         computed = _computed(problem, backward, layout, rng, n_samples, settings["eps"])
         return _report(computed, title, dtype, settings, n_samples)  # diagnosis in `dtype` too
 
@@ -398,8 +398,9 @@ def _computed(problem: tuple, backward: Backward | None, layout: str, rng, n_sam
     seeds = None
     if layout == "seeds":  # the seeds' S: their unscaled penalty, their terms in messages
         seeds = layouts.seeds_scale(loss, x.shape[0], net.out_features)[0]
+    penalty = _host(penalty_grad(params, reg))
     reference = diagnosis.Problem(net, host_params, ref["zs"], ref["acts"], ref["deltas"],
-                                  ref["grads"], ref["output_grad"], loss, regs, **tol,
+                                  ref["grads"], ref["output_grad"], loss, regs, penalty, **tol,
                                   seeds_scale=seeds)  # fmt: skip
     return _Computed(returned.grads, returned.deltas, returned.conversion, reference,
                      tuple(samples), float(ref["value"]))  # fmt: skip
@@ -497,19 +498,6 @@ def _backprop(net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, r
     """`jaxmlp.backprop` with its layer errors, compiled: ``(grads, deltas)``."""
     zs, acts = intermediates(net, params, x)
     return backward(net, params, zs, acts, y, loss=loss, reg=reg, return_deltas=True)
-
-
-def _cast(problem: tuple, dtype: str) -> tuple:
-    """The problem with params, x, float targets and strengths in `dtype`, on the device.
-
-    Cast on the host: no eager device op to compile for each new shape. reg keeps its form
-    (None, one Regularization, or one per layer) for a user's backward.
-    """
-    net, params, x, y, loss, reg = problem
-    host = jax.tree.map(lambda a: np.asarray(a, dtype), (params, x, reg))
-    params, x, reg = jax.device_put(host)
-    y = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, dtype))
-    return net, params, x, y, loss, reg
 
 
 def _host(tree: Any) -> Any:
