@@ -68,7 +68,7 @@ def adagrad(
 
     def init(params: Any) -> AdagradState:
         G0 = jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
-        return AdagradState(count=base.count0(), sum_of_squares=G0, **hypers)
+        return AdagradState(count=base.count0(), sum_of_squares=G0, **base.fresh(hypers))
 
     def update(grads: Any, state: AdagradState, params: Any = None):
         base.check_state(state, AdagradState, "adagrad")

@@ -127,7 +127,7 @@ def adam(
     base.check_eps(eps, eps_root, "adam")
 
     def init(params: Any) -> AdamState:
-        return AdamState(count=base.count0(), **_moments(params, amsgrad), **hypers)
+        return AdamState(count=base.count0(), **_moments(params, amsgrad), **base.fresh(hypers))
 
     def update(grads: Any, state: AdamState, params: Any = None):
         base.check_state(state, AdamState, "adam")
@@ -229,7 +229,7 @@ def adamw(
 
     def init(params: Any) -> AdamWState:
         _decay_mask(mask, params)  # fail now on a mask that does not fit the params
-        return AdamWState(count=base.count0(), **_moments(params, amsgrad), **hypers)
+        return AdamWState(count=base.count0(), **_moments(params, amsgrad), **base.fresh(hypers))
 
     def update(grads: Any, state: AdamWState, params: Any = None):
         base.check_state(state, AdamWState, "adamw")

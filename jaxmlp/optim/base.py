@@ -283,8 +283,8 @@ def learning_rate_of(state: Any) -> jax.Array:
 
 
 def count0() -> jax.Array:
-    """The step count of a fresh state: an int32 zero."""
-    return jnp.zeros((), jnp.int32)
+    """The step count of a fresh state: an int32 zero (copied from the host: nothing compiles)."""
+    return jax.device_put(np.zeros((), np.int32))
 
 
 def next_count(count: jax.Array) -> jax.Array:
@@ -292,9 +292,35 @@ def next_count(count: jax.Array) -> jax.Array:
     return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
 
 
+def fresh(hypers: dict[str, Any]) -> dict[str, Any]:
+    """The factory's hyperparameter leaves copied for a new state.
+
+    Every `init` returns arrays of its own: a jitted step that donates its state (as optax
+    users write one) must not delete the leaves the next `init` hands out.
+    """
+
+    def copy(a: Any) -> Any:
+        concrete = is_concrete(a) and isinstance(a, jax.Array)
+        return jax.device_put(a, may_alias=False) if concrete else a
+
+    return jax.tree.map(copy, hypers)
+
+
 def zeros(params: Any) -> Any:
-    """A tree of zeros shaped like `params`, each leaf in its dtype (a fresh moment)."""
-    return jax.tree.map(jnp.zeros_like, params)
+    """A tree of zeros shaped like `params`, each leaf in its dtype and placement (a fresh moment).
+
+    Outside `jax.jit` the zeros are copied from the host, so `init` compiles nothing (each
+    `jnp.zeros_like` of a new shape would be a compilation of its own: tens of ms in a first call).
+    """
+    return jax.tree.map(zeros_like, params)
+
+
+def zeros_like(p: Any) -> Any:
+    """`jnp.zeros_like` of one leaf; a host copy to the leaf's placement for a concrete array."""
+    if not (is_concrete(p) and isinstance(p, jax.Array)):
+        return jnp.zeros_like(p)
+    z = np.zeros(p.shape, p.dtype)
+    return jax.device_put(z, p.sharding) if p.committed else jax.device_put(z)
 
 
 def ema(moment: Any, grads: Any, decay: jax.Array, order: int) -> Any:

@@ -80,7 +80,8 @@ def rmsprop(
     def init(params: Any) -> RMSPropState:
         nu, trace = base.zeros(params), base.zeros(params)
         grad_avg = base.zeros(params) if centered else None
-        return RMSPropState(count=base.count0(), nu=nu, grad_avg=grad_avg, trace=trace, **hypers)
+        hyper = base.fresh(hypers)
+        return RMSPropState(count=base.count0(), nu=nu, grad_avg=grad_avg, trace=trace, **hyper)
 
     def update(grads: Any, state: RMSPropState, params: Any = None):
         base.check_state(state, RMSPropState, "rmsprop")
