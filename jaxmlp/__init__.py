@@ -16,12 +16,14 @@ from jaxmlp import (
     halving,
     layouts,
     losses,
+    memory,
     metrics,
     optim,
     schedules,
     selection,
     sharding,
     stats,
+    tuning,
 )
 from jaxmlp._driver import Snapshot
 from jaxmlp.backprop import backprop, value_and_backprop
@@ -54,8 +56,9 @@ __all__ = [
     "apply_updates", "backprop", "checkpoint", "compile_cache", "cross_validate", "datasets",
     "diagnosis", "early_stopping", "ensemble", "eps_sweep", "evaluate", "finite_differences",
     "fit", "fit_many", "forward", "forward_intermediates", "gradcheck", "halving", "init_params",
-    "layouts", "load", "losses", "make_train_step", "metrics", "objective", "optim", "optimcheck",
-    "penalty", "penalty_grad", "predict", "save", "schedules", "selection", "sharding", "spiral",
-    "stats", "successive_halving", "train_step", "transforms", "value_and_backprop",
+    "layouts", "load", "losses", "make_train_step", "memory", "metrics", "objective", "optim",
+    "optimcheck", "penalty", "penalty_grad", "predict", "save", "schedules", "selection",
+    "sharding", "spiral", "stats", "successive_halving", "train_step", "transforms",
+    "tuning", "value_and_backprop",
 ]
 # fmt: on

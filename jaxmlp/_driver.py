@@ -28,7 +28,15 @@ import numpy as np
 
 from jaxmlp import early_stopping
 from jaxmlp._checks import check_choice, check_count, check_counts, check_problem
-from jaxmlp._epochs import MAX_EPOCHS_PER_CALL, ORDER, Spec, monitorable, program, select
+from jaxmlp._epochs import (
+    MAX_EPOCHS_PER_CALL,
+    ORDER,
+    Spec,
+    monitorable,
+    program,
+    select,
+    unpack_rows,
+)
 from jaxmlp.early_stopping import EarlyStopping, Watch
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import OptState
@@ -89,14 +97,15 @@ def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initia
 
     Returns ``(x, y, x_val, y_val, batch_size, regs)``: the data as arrays in `dtype` (the
     parameters'; labels as int32), the batch size resolved (``n`` for None), one
-    `Regularization` per layer; without validation data, one training row stands in (its
+    `Regularization` per layer; without validation data, a row of zeros stands in (its
     results are not recorded).
     """
     x, y, _ = check_problem(net, x, y, loss, dtype=dtype)
     regs = per_layer(reg, net.n_layers)
     batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
-    if validation is None:
-        return x, y, x[:1], y[:1], batch_size, regs
+    if validation is None:  # zeros from the host: slicing a device array compiles (per shape)
+        xv, yv = (jax.device_put(np.zeros((1,) + a.shape[1:], a.dtype)) for a in (x, y))
+        return x, y, xv, yv, batch_size, regs
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError("validation must be a pair (x_val, y_val)")
     xv, yv, _ = check_problem(net, *validation, loss, dtype=dtype, what="validation")
@@ -143,7 +152,7 @@ def train(spec: Spec, inputs: tuple, *, epochs: int, initial_epoch: int, progres
 
     Args:
       spec: the program's `Spec`.
-      inputs: ``(params, state, buffers, args, alive, watch, numbers)`` as the program takes
+      inputs: ``(params, state, buffer, args, alive, watch, numbers)`` as the program takes
         them, placed (and `params` and `state` copied: the program donates them); `watch` and
         `numbers` are early stopping's state and settings, or None.
       epochs: epochs to run.
@@ -214,12 +223,13 @@ class Loop:
         self.params, self.state, self.buffers, self.args, self.alive, self.watch, self.numbers = (
             inputs
         )
-        self.runs = jnp.zeros(jnp.shape(self.alive), jnp.int32)
+        self.runs = jax.device_put(np.zeros(np.shape(self.alive), np.int32))
         if self.alive.committed:  # placed on a mesh: `runs` goes there too, or calls recompile
             self.runs = jax.device_put(self.runs, self.alive.sharding)
-        self.rows = {
-            k: np.full((epochs,) + b.shape[1:], np.nan, b.dtype) for k, b in self.buffers.items()
-        }
+        self.spec = spec
+        empty = unpack_rows(spec, np.full((epochs,) + self.buffers.shape[1:], np.nan,
+                                          self.buffers.dtype))  # fmt: skip
+        self.rows = {k: v.copy() for k, v in empty.items()}
         self.live, self.stopped = np.asarray(self.alive), np.zeros(np.shape(self.alive), bool)
 
     @property
@@ -229,11 +239,11 @@ class Loop:
 
     def advance(self, count: int) -> int:
         """Call the program for up to `count` epochs; record their rows; return how many ran."""
-        first, n = jnp.asarray(self.epoch, jnp.int32), jnp.asarray(count, jnp.int32)
+        first, n = np.int32(self.epoch), np.int32(count)
         carry = (self.params, self.state, self.alive, self.runs, self.buffers, self.watch)
         carry, ran = self.run(carry, first, n, self.numbers, *self.args)
         self.params, self.state, self.alive, self.runs, self.buffers, self.watch = carry
-        ran, host = int(ran), jax.device_get(self.buffers)
+        ran, host = int(ran), unpack_rows(self.spec, jax.device_get(self.buffers))
         for k, v in self.rows.items():
             v[self.done : self.done + ran] = host[k][:ran]
         self.done, self.live = self.done + ran, np.asarray(self.alive)

@@ -57,11 +57,13 @@ class Models(NamedTuple):
     """How K models share `program`'s arguments (its ``in_axes`` under `jax.vmap`).
 
     ``reg_axes[l]`` holds, per strength of layer ``l``, 0 (one value per model) or None
-    (shared); ``key_axis`` is 0 for K shuffle keys, None for one shared key.
+    (shared); ``key_axis`` is 0 for K shuffle keys, None for one shared key; ``group`` the
+    number of models each step of `in_groups` runs at once, or None for all K.
     """
 
     reg_axes: tuple[tuple[int | None, ...], ...]
     key_axis: int | None
+    group: int | None = None  # models per group (`in_groups`); None: all K under one vmap
 
 
 class Spec(NamedTuple):
@@ -109,8 +111,8 @@ def permutation(key: jax.Array, n: int, count: jax.Array | None = None) -> jax.A
     ``(a, b) → (b, a ⊕ F_r(b))`` for 6 rounds on the two halves of an m-bit integer,
     ``m = max(8, ⌈log2 n⌉)``, with ``F_r`` a hash keyed by a random word drawn from `key` — is a
     bijection of ``0 … 2^m − 1``; the values below ``n``, in the order the bijection lists them,
-    are a permutation of ``range(n)``. Only elementwise work and one compaction, no sort (about
-    0.15 ms for n = 6000).
+    are a permutation of ``range(n)``. Only elementwise work and one compaction (a running
+    count and a scatter), no sort (about 0.15 ms for n = 6000).
 
     With `count` (a traced integer ``<= n``), the first `count` entries are the permutation that
     ``permutation(key, count)`` gives (the rest are 0): ``m`` follows `count`, so a model
@@ -136,7 +138,10 @@ def permutation(key: jax.Array, n: int, count: jax.Array | None = None) -> jax.A
         a, b, width = b, a, width[::-1]
     v = (a << width[1]) | b
     keep = v < limit if count is None else (v < limit) & (i <= low(bits))
-    return v[jnp.nonzero(keep, size=n, fill_value=0)[0]].astype(jnp.int32)
+    # The kept values in order: a running count places each (`jnp.nonzero` does the same work
+    # but compiles to twice the kernels: about 0.1 s more on a CPU).
+    slot = jnp.where(keep, jnp.cumsum(keep, dtype=jnp.int32) - 1, n)
+    return jnp.zeros(n, jnp.int32).at[slot].set(v.astype(jnp.int32), mode="drop")
 
 
 def zero_strengths(regs: tuple[Regularization, ...]) -> tuple[tuple[bool, ...], ...]:
@@ -259,8 +264,6 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
                                              grads=spec.grads, mask=m)  # fmt: skip
     updates, new_state = spec.opt.update(g, state, params)
     new_params = apply_updates(params, updates)
-    if spec.subsets:  # a batch of padding only (a model with fewer rows) makes no update
-        new_params, new_state = select(jnp.sum(m) > 0, (new_params, new_state), (params, state))
     hits = correct(spec.loss, out, yb, precision)
     k = spec.batch_size if m is None else jnp.sum(m)  # real examples in the batch
     batch_sums = {"loss": k * total, "data_loss": k * parts["data"],
@@ -268,6 +271,10 @@ def train_batch(spec: Spec, carry: tuple, batch: tuple, reg: Any, precision: jax
                   "accuracy": jnp.sum(hits if m is None else m * hits)}  # fmt: skip
     if task_of(spec.loss) == "regression":
         batch_sums |= regression_sums(out, yb, m)
+    if spec.subsets:  # a batch of padding only (a model with fewer rows): no update, no sums
+        real = jnp.sum(m) > 0  # (its masked means are 0/0)
+        new_params, new_state = select(real, (new_params, new_state), (params, state))
+        batch_sums = {name: jnp.where(real, v, 0) for name, v in batch_sums.items()}
     sums = {name: sums[name] + batch_sums[name] for name in sums}
     return (new_params, new_state, sums), None
 
@@ -342,8 +349,9 @@ def epoch_function(spec: Spec):
 def epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args):
     """Run up to `count` epochs while any model is alive; row ``i`` of the buffers gets epoch i.
 
-    ``carry`` is ``(params, state, alive, runs, buffers, watch)``; `alive` and `runs` (epochs
-    run so far) are scalars for one model or ``(K,)`` for many. A model whose epoch ends with a
+    ``carry`` is ``(params, state, alive, runs, buffers, watch)``; `buffers` holds the packed
+    history rows (`pack_row`, `history_buffer`); `alive` and `runs` (epochs run so far) are
+    scalars for one model or ``(K,)`` for many. A model whose epoch ends with a
     non-finite loss or parameters keeps its previous parameters and state, gets NaN in its row
     and stops; with early stopping (``spec.early``, `watch` its state, `numbers` its settings)
     a model also stops when `jaxmlp.early_stopping.watch` says so. Returns the carry and
@@ -358,11 +366,13 @@ def epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args):
         i, (params, state, alive, runs, buffers, w) = loop
         new_params, new_state, row, ok = epoch_fn(params, state, first_epoch + i, *args)
         live = alive & ok
-        buffers = {
-            k: b.at[i].set(select(live, row[k], jnp.nan).astype(b.dtype))
-            for k, b in buffers.items()
-        }
-        params, state = select(live, (new_params, new_state), (params, state))
+        packed = select(live, pack_row(spec, row).astype(buffers.dtype), jnp.nan)
+        buffers = jax.lax.dynamic_update_index_in_dim(buffers, packed, i, 0)
+        if spec.models is None:  # a branch: cheaper to compile than a select per leaf
+            params, state = jax.lax.cond(live, lambda: (new_params, new_state),
+                                         lambda: (params, state))  # fmt: skip
+        else:
+            params, state = select(live, (new_params, new_state), (params, state))
         i, runs = i + jnp.any(live).astype(i.dtype), runs + live.astype(runs.dtype)
         if spec.early is not None:
             epoch = first_epoch + i  # the epoch just run, counted from 1
@@ -375,6 +385,34 @@ def epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args):
 
     done, carry = jax.lax.while_loop(cond, body, (jnp.zeros((), jnp.int32), carry))
     return carry, done
+
+
+def in_groups(batched, in_axes: tuple, group: int):
+    """`batched` (a function vmapped over K models) run on K/`group` groups in turn.
+
+    The per-model arguments (axis 0 in `in_axes`) are reshaped to ``(K/group, group, ...)`` and
+    `jax.lax.map` runs `batched` on one group at a time; the shared ones are passed whole. The
+    results are those of ``batched(*args)``: each model's arithmetic is unchanged, only the
+    number of models whose activations are live at once (see `jaxmlp.ensemble.group_size`).
+    """
+
+    def whole(axis: Any, arg: Any) -> Any:  # `axis` as a tree shaped like `arg`
+        return jax.tree.map(lambda _: axis, arg) if axis is None or isinstance(axis, int) else axis
+
+    def run(*args):
+        flat, tree = jax.tree.flatten(args)
+        axes = tree.flatten_up_to(tuple(whole(a, x) for a, x in zip(in_axes, args)))
+        K = next(x.shape[0] for x, a in zip(flat, axes) if a == 0)
+        split = [x.reshape((K // group, group) + x.shape[1:]) for x, a in zip(flat, axes) if a == 0]
+
+        def one(per_model):
+            it = iter(per_model)
+            return batched(*tree.unflatten([next(it) if a == 0 else x for x, a in zip(flat, axes)]))
+
+        out = jax.lax.map(one, split)
+        return jax.tree.map(lambda o: o.reshape((K,) + o.shape[2:]), out)
+
+    return run
 
 
 @functools.lru_cache(maxsize=32)
@@ -396,6 +434,8 @@ def program(spec: Spec):
         in_axes = (0, 0, None, spec.models.key_axis, None, None, None, None, reg_spec, None,
                    subsets_axis)  # fmt: skip
         epoch_fn = jax.vmap(epoch_fn, in_axes=in_axes)
+        if spec.models.group is not None:
+            epoch_fn = in_groups(epoch_fn, in_axes, spec.models.group)
 
     def loop(carry, first_epoch, count, numbers, *args):
         return epoch_loop(spec, epoch_fn, carry, first_epoch, count, numbers, *args)
@@ -430,12 +470,40 @@ def monitorable(loss: str, validation: bool) -> tuple[str, ...]:
     return tuple(k for k in history_fields(loss, validation)[1:] if not k.startswith("w_"))
 
 
-def history_buffers(spec: Spec, dtype: Any, models: int | None = None) -> dict[str, jax.Array]:
-    """Zeroed per-epoch buffers of a fixed size (so the program does not depend on `epochs`).
+def row_layout(spec: Spec) -> tuple[tuple[str, int], ...]:
+    """The history's fields in the order of a packed row, each with its width.
 
-    Each is ``(MAX_EPOCHS_PER_CALL, [K,] ...)``; the per-layer weight statistics add an axis.
+    A width is 0 for a number, the number of layers for a per-layer ``w_*`` statistic (an axis
+    even for one layer).
+    """
+    width = spec.net.n_layers
+    return tuple((k, width if k.startswith("w_") else 0) for k in fields(spec) if k != "epoch")
+
+
+def pack_row(spec: Spec, row: dict[str, jax.Array]) -> jax.Array:
+    """An epoch's history row as one array ``([K,] F)``: one select and one write per epoch.
+
+    Writing each field to a buffer of its own costs the compiled program two kernels per field
+    (about a tenth of its compile time); `unpack_rows` undoes this on the host.
+    """
+    parts = [row[k] if w else row[k][..., None] for k, w in row_layout(spec)]
+    return jnp.concatenate(parts, axis=-1)
+
+
+def unpack_rows(spec: Spec, packed: np.ndarray) -> dict[str, np.ndarray]:
+    """`pack_row`'s rows ``(rows, [K,] F)`` back as fields (views): numbers and per-layer arrays."""
+    out, start = {}, 0
+    for k, w in row_layout(spec):
+        out[k] = packed[..., start : start + w] if w else packed[..., start]
+        start += max(w, 1)
+    return out
+
+
+def history_buffer(spec: Spec, dtype: Any, models: int | None = None) -> np.ndarray:
+    """The program's zeroed history buffer ``(MAX_EPOCHS_PER_CALL, [K,] F)`` (see `pack_row`).
+
+    A fixed number of rows, so the program does not depend on `epochs`; made on the host (a
+    device array of zeros would cost a compilation per shape before the run).
     """
     lead = (MAX_EPOCHS_PER_CALL,) + (() if models is None else (models,))
-    names = [k for k in fields(spec) if k != "epoch"]
-    per_layer = (spec.net.n_layers,)  # the axis of the weight statistics w_l1, w_l2, w_zeros
-    return {k: jnp.zeros(lead + (per_layer if k.startswith("w_") else ()), dtype) for k in names}
+    return np.zeros(lead + (sum(max(w, 1) for _, w in row_layout(spec)),), np.dtype(dtype))

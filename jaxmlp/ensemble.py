@@ -24,10 +24,10 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from jaxmlp import _placement
+from jaxmlp import _placement, memory
 from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
 from jaxmlp._driver import Callback, check_data, check_options, early_stopping_inputs, train
-from jaxmlp._epochs import Models, Spec, Subsets, history_buffers, zero_strengths
+from jaxmlp._epochs import Models, Spec, Subsets, history_buffer, zero_strengths
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.fit import FitResult, stop_reason
 from jaxmlp.metrics import precision_of
@@ -242,6 +242,22 @@ def subsets(rows: Any, validation_rows: Any, K: int, y: jax.Array, n_val: int | 
     return Subsets(*_padded(train), *_padded(val), precision)
 
 
+def _group(net: MLP, stacked: tuple, group_size: int | None, mesh: Mesh | None,
+           **sizes: Any) -> int | None:  # fmt: skip
+    """The `Models.group` of the program: None for all K side by side (see `jaxmlp.memory`)."""
+    one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), stacked)
+    K = jax.tree.leaves(stacked)[0].shape[0]
+    if mesh is not None:
+        if group_size not in (None, K):
+            raise ValueError("group_size runs the models in groups on one device; with a "
+                             "mesh every device runs its share at once: pass one or the "
+                             "other")  # fmt: skip
+        return None
+    breakdown = memory.estimate(net, *one, models=K, **sizes)
+    group = memory.group_size(breakdown, group_size, memory.device_memory())
+    return None if group == K else group
+
+
 def _check_mesh(mesh: Mesh | None, K: int) -> None:
     if mesh is not None and jax.process_count() > 1:
         raise ValueError(
@@ -265,8 +281,8 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
              initial_epoch: int = 0, progress: bool = True, mesh: Mesh | None = None,
              devices: int | Sequence[jax.Device] | None = None, callback: Callback | None = None,
              callback_every: int = 1, early_stopping: EarlyStopping | None = None,
-             early_state: Any = None, rows: Any = None,
-             validation_rows: Any = None) -> FitManyResult:  # fmt: skip
+             early_state: Any = None, rows: Any = None, validation_rows: Any = None,
+             group_size: int | None = None) -> FitManyResult:  # fmt: skip
     """Train K models of `net` at once on ``(x, y)``, in one compiled program.
 
     Model ``k`` follows `jaxmlp.fit` exactly: for every mini-batch
@@ -323,6 +339,11 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
       validation_rows: K index arrays into the validation data: model k validates on those
         rows. For cross-validation pass ``validation=(x, y)`` and the held-out rows
         (`jaxmlp.cross_validate` does).
+      group_size: how many models run side by side, a divisor of K: the program runs the K/G
+        groups one after another (`jax.lax.map`), with the same numbers as all at once. None
+        (the default): all K, unless `jaxmlp.memory.estimate` says they would not fit in the
+        device's memory; then the largest group that fits, and a ValueError with the estimate
+        when not even one model does. Not with a mesh.
 
     Returns:
       A `FitManyResult` ``(params, opt_state, history, stop_reasons, epochs_run, best_epochs)``;
@@ -356,18 +377,21 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     _check_models_axis("opt_state", opt_state, K, "(stack K states with jaxmlp.ensemble.stack)")
     state = jax.vmap(opt.init)(params) if opt_state is None else opt_state
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
-    params, state = jax.tree.map(jnp.array, (params, state))
+    params, state = jax.device_put((params, state), may_alias=False)
     split = subsets(rows, validation_rows, K, y, xv.shape[0] if validation else None, loss,
                     x.dtype)  # fmt: skip
     n = x.shape[0] if split is None else split.rows.shape[1]
+    group = _group(net, (params, state), group_size, mesh, n=n, batch_size=min(batch_size, n),
+                   n_val=xv.shape[0] if validation else 0,
+                   per_model_data=key_axis == 0 or split is not None, dtype=x.dtype)  # fmt: skip
     spec = Spec(net, opt, loss, grads, n, min(batch_size, n), shuffle, validation is not None,
-                zero_strengths(regs), models=Models(reg_axes, key_axis),
+                zero_strengths(regs), models=Models(reg_axes, key_axis, group),
                 subsets=split is not None)  # fmt: skip
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (K,),
                                                  x.dtype, early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), split)
-    alive = jnp.ones((K,), bool) if watch is None else ~watch.stopped
-    inputs = (params, state, history_buffers(spec, x.dtype, K), args, alive,
+    alive = jax.device_put(np.ones((K,), bool)) if watch is None else ~watch.stopped
+    inputs = (params, state, history_buffer(spec, x.dtype, K), args, alive,
               watch, numbers)  # fmt: skip
     if mesh is not None:
         inputs = _place_models(mesh, inputs, reg_axes, key_axis)

@@ -49,7 +49,7 @@ from jaxmlp._driver import (
     early_stopping_inputs,
     train,
 )
-from jaxmlp._epochs import Spec, history_buffers, zero_strengths
+from jaxmlp._epochs import Spec, history_buffer, zero_strengths
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.metrics import (
     correct,
@@ -193,11 +193,12 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (), x.dtype,
                                                  early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), None)
-    alive = jnp.asarray(True) if watch is None else ~watch.stopped  # resumed after its stop: done
-    rest = (history_buffers(spec, x.dtype), args, alive, watch, numbers)
+    # (Device arrays from the host: an eager jnp operation would compile before the run.)
+    alive = jax.device_put(np.asarray(True)) if watch is None else ~watch.stopped  # resumed: done
+    rest = (history_buffer(spec, x.dtype), args, alive, watch, numbers)
     # Copies: the program donates params and state, and the caller's arrays must stay valid.
     if mesh is None:
-        params, state = jax.tree.map(jnp.array, (params, state))
+        params, state = jax.device_put((params, state), may_alias=False)
     else:
         params, state = _placement.place((params, state), _placement.replicated(mesh), copy=True)
         rest = _placement.place(rest, _placement.replicated(mesh))

@@ -11,6 +11,7 @@ For a batch longer than the widest layer, `forward_intermediates` computes in th
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 from typing import Any
 
@@ -18,6 +19,7 @@ import jax
 import jax.numpy as jnp
 
 from jaxmlp import activations as _act
+from jaxmlp import tuning
 from jaxmlp._checks import (
     check_choice,
     check_count,
@@ -125,17 +127,31 @@ def init_params(key: jax.Array, net: MLP, scheme: str = "he", dtype: Any = None)
     dtype = jnp.result_type(float) if dtype is None else jnp.dtype(dtype)
     if not jnp.issubdtype(dtype, jnp.floating):
         raise ValueError(f"dtype must be a floating dtype; got {dtype}")
+    return _draw(key, net, scheme, dtype)
+
+
+barrier = jax.lax.optimization_barrier
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2, 3))
+def _draw(key: jax.Array, net: MLP, scheme: str, dtype: Any) -> Params:
+    """`init_params` after its checks, as one compiled program per net, scheme and dtype.
+
+    (Drawn op by op, the first call of a new net compiled about ten small programs.)
+    """
+    # The barriers keep each draw apart from its scaling, as when drawn op by op: the same bits
+    # as earlier versions for the same key (fused, a weight could differ in its last bit).
     keys = jax.random.split(key, net.n_layers)
     params = []
     for k, fan_in, fan_out in zip(keys, net.sizes[:-1], net.sizes[1:]):
         shape = (fan_in, fan_out)
         if scheme == "he":
-            W = jax.random.normal(k, shape, dtype) * math.sqrt(2.0 / fan_in)
+            W = barrier(jax.random.normal(k, shape, dtype)) * math.sqrt(2.0 / fan_in)
         elif scheme == "glorot":
             r = math.sqrt(6.0 / (fan_in + fan_out))
             W = jax.random.uniform(k, shape, dtype, minval=-r, maxval=r)
         else:
-            W = 0.01 * jax.random.normal(k, shape, dtype)
+            W = 0.01 * barrier(jax.random.normal(k, shape, dtype))
         params.append({"W": W, "b": jnp.zeros((fan_out,), dtype)})
     return tuple(params)
 
@@ -187,9 +203,10 @@ def column_form(net: MLP, batch: int) -> bool:
     """Whether `forward_intermediates` (and `jaxmlp.backprop`) compute a batch in column form.
 
     True when the batch is longer than the widest layer: the batch then goes on the arrays'
-    contiguous axis, where a CPU's vector lanes fill best.
+    contiguous axis, where a CPU's vector lanes fill best. Only on the backends where this was
+    measured (`jaxmlp.tuning.tuned`: the CPU); elsewhere always the row form.
     """
-    return batch > max(net.sizes)
+    return batch > max(net.sizes) and tuning.tuned()
 
 
 def forward(net: MLP, params: Params, x: jax.Array) -> jax.Array:

@@ -176,6 +176,17 @@ def test_matches_autodiff_every_loss_and_output(x64, loss, out, labels, batch):
     assert_matches_autodiff(net, params, x, y, loss, ALL_REG)
 
 
+def test_the_column_form_runs_only_on_a_measured_backend(x64, monkeypatch):
+    """On a backend whose figures were not measured (`jaxmlp.tuning`), the plain row form."""
+    net, params, x, y = problem(("tanh", "softmax"), CCE, batch=FORMS["columns"])
+    columns = backprop(net, params, x, y, loss=CCE, reg=ALL_REG)
+    assert jm.model.column_form(net, x.shape[0])
+    monkeypatch.setattr(jm.tuning, "MEASURED", ())
+    assert not jm.tuning.tuned() and not jm.model.column_form(net, x.shape[0])
+    rows = assert_matches_autodiff(net, params, x, y, CCE, ALL_REG)
+    chex.assert_trees_all_close(rows, columns, rtol=1e-12)
+
+
 DEPTHS = [(1, "-")] + [(d, a) for d in (2, 3, 4) for a in ACTIVATIONS]
 HEADS = {1: ("sigmoid", "mse"), 2: ("softmax", CCE), 3: ("sigmoid", BCE), 4: ("linear", "mse")}
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxmlp as jm
-from jaxmlp.ensemble import fit_many, stack, take, unstack
+from jaxmlp.ensemble import fit_many, stack, take, take_reg, unstack
 from jaxmlp.optim import set_hyperparams
 
 NET = jm.MLP((2, 16, 3), ("relu", "softmax"))
@@ -201,3 +201,52 @@ def test_a_callback_stops_one_model_and_the_others_go_on(x64):
         np.testing.assert_allclose(
             many.model(k).history["loss"], single.history["loss"], rtol=1e-10
         )
+
+
+def test_models_in_groups_equal_all_at_once(x64):
+    """group_size runs K/G groups one after another (lax.map): the same numbers as all K at once,
+    with per-model strengths beside shared ones, per-model keys, per-model rows and a mask."""
+    x, y = data()
+    xv, yv = data(seed=1)
+    K = 4
+    params = stack([jm.init_params(jax.random.key(s), NET) for s in range(K)])
+    reg = jm.Regularization(l1w=1e-4, l2w=jnp.array([0.0, 1e-3, 1e-2, 1e-1]))
+    rows = [np.arange(0, 90, 1 + k % 2) for k in range(K)]  # different lengths: padded, masked
+    kw = dict(loss=LOSS, reg=reg, epochs=3, batch_size=20, validation=(xv, yv), rows=rows,
+              key=jax.random.split(jax.random.key(3), K), progress=False)  # fmt: skip
+    whole = fit_many(NET, params, jm.optim.adam(0.05), x, y, **kw)
+    # Model 1's 45 rows fill 3 of the 5 batches of the longest list: the 2 batches of padding
+    # only make no update and add nothing to the history (they once made its loss NaN).
+    one = {k: v for k, v in kw.items() if k not in ("rows", "key", "reg")}
+    single = jm.fit(NET, take(params, 1), jm.optim.adam(0.05), x[rows[1]], y[rows[1]],
+                    key=kw["key"][1], reg=take_reg((reg,), 1)[0], **one)  # fmt: skip
+    assert_same_as_fit(whole, 1, single, rtol=1e-10, atol=1e-12)
+    for g in (1, 2):
+        grouped = fit_many(NET, params, jm.optim.adam(0.05), x, y, group_size=g, **kw)
+        chex.assert_trees_all_close(grouped[:2], whole[:2], rtol=1e-12, atol=1e-15)
+        for name, h in whole.history.items():
+            np.testing.assert_allclose(grouped.history[name], h, rtol=1e-12, err_msg=name)
+
+
+def test_group_size_must_divide_k_and_a_run_that_cannot_fit_is_refused(monkeypatch):
+    x, y = data()
+    params = stack([jm.init_params(jax.random.key(s), NET) for s in range(4)])
+    kw = dict(loss=LOSS, epochs=1, batch_size=30, progress=False)
+    with pytest.raises(ValueError, match=r"group_size must be a divisor of the K = 4 models "
+                                         r"\(1, 2, 4\) or None; got 3"):  # fmt: skip
+        fit_many(NET, params, jm.optim.sgd(0.1), x, y, group_size=3, **kw)
+    # A device of 64 KiB: 4 models' state (2 · 4 · 4 · 115 floats, about 14 KiB) and the data fit,
+    # but not a step's activations of 4 models at once, nor, at 16 KiB, even of one.
+    step = 30 * (2 + 16 + 3) * jm.memory.ACTIVATION_COPIES * 4
+    breakdown = jm.memory.Breakdown(state=2 * 4 * 4 * 115, data=0, step=step,
+                                    shared=2 * 90 * 5 * 4, models=4)  # fmt: skip
+    assert breakdown.live(4) > 0.8 * 64 * 2**10 >= breakdown.live(2)
+    assert jm.memory.group_size(breakdown, None, 64 * 2**10) == 2
+    monkeypatch.setattr(jm.memory, "device_memory", lambda device=None: 64 * 2**10)
+    small = fit_many(NET, params, jm.optim.sgd(0.1), x, y, **kw)  # in groups of 2, unasked
+    whole = fit_many(NET, params, jm.optim.sgd(0.1), x, y, group_size=4, **kw)
+    chex.assert_trees_all_close(small.params, whole.params, rtol=1e-6)
+    monkeypatch.setattr(jm.memory, "device_memory", lambda device=None: 16 * 2**10)
+    refused = r"4 models of this net need about \d+ KiB \(4 models' parameters and optimizer "
+    with pytest.raises(ValueError, match=refused + r".* more than 80% of the device's 16 KiB"):
+        fit_many(NET, params, jm.optim.sgd(0.1), x, y, **kw)
