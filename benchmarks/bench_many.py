@@ -2,6 +2,7 @@
 
     python benchmarks/bench_many.py                  # K = 32 tiny models (2-64-3, batch 300)
     python benchmarks/bench_many.py --k 8,32,128 --workload small
+    python benchmarks/bench_many.py --group 8        # fit_many(group_size=8): 4 groups of 8
 
 The K models differ in initial weights (seeds), L2 strength and learning rate; they share the
 data (``--batches`` batches per epoch, reshuffled every epoch with one key). Each timing is
@@ -41,6 +42,7 @@ def main() -> None:
     parser.add_argument("--batches", type=int, default=20, help="mini-batches per epoch")
     parser.add_argument("--epochs", type=int, default=0, help="epochs per timed run (0: auto)")
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--group", type=int, default=None, help="fit_many's group_size")
     args = parser.parse_args()
 
     sizes, batch = WORKLOADS[args.workload]
@@ -66,7 +68,18 @@ def main() -> None:
         reg = jm.Regularization(l2w=jnp.asarray(np.geomspace(1e-5, 1e-2, k), jnp.float32))
 
         def run(epochs):
-            r = fit_many(net, params, opt, x, y, reg=reg, opt_state=states, epochs=epochs, **kw)
+            r = fit_many(
+                net,
+                params,
+                opt,
+                x,
+                y,
+                reg=reg,
+                opt_state=states,
+                epochs=epochs,
+                group_size=args.group,
+                **kw,
+            )
             jax.block_until_ready(r.params)
 
         return run
