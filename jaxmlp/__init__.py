@@ -33,7 +33,7 @@ from jaxmlp.diagnosis import Finding
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.ensemble import FitManyResult, fit_many
 from jaxmlp.finite_differences import EpsSweep, eps_sweep
-from jaxmlp.fit import FitResult, evaluate, fit, predict
+from jaxmlp.fit import FitResult, evaluate, fit, history_table, predict
 from jaxmlp.gradcheck import GradcheckReport, LeafCheck, gradcheck
 from jaxmlp.halving import HalvingResult, successive_halving
 from jaxmlp.layouts import BackwardError
@@ -46,7 +46,7 @@ from jaxmlp.regularization import Regularization, penalty, penalty_grad
 from jaxmlp.selection import CVResult, cross_validate
 from jaxmlp.train import make_train_step, train_step
 
-__version__ = "0.1.0"
+__version__ = "0.2.0"  # the one version number: pyproject.toml reads it (CHANGELOG.md)
 
 # fmt: off
 __all__ = [
@@ -55,10 +55,10 @@ __all__ = [
     "MLP", "OptimcheckReport", "Params", "Regularization", "Snapshot", "accuracy", "activations",
     "apply_updates", "backprop", "checkpoint", "compile_cache", "cross_validate", "datasets",
     "diagnosis", "early_stopping", "ensemble", "eps_sweep", "evaluate", "finite_differences",
-    "fit", "fit_many", "forward", "forward_intermediates", "gradcheck", "halving", "init_params",
-    "layouts", "load", "losses", "make_train_step", "memory", "metrics", "objective", "optim",
-    "optimcheck", "penalty", "penalty_grad", "predict", "save", "schedules", "selection",
-    "sharding", "spiral", "stats", "successive_halving", "train_step", "transforms",
+    "fit", "fit_many", "forward", "forward_intermediates", "gradcheck", "halving", "history_table",
+    "init_params", "layouts", "load", "losses", "make_train_step", "memory", "metrics",
+    "objective", "optim", "optimcheck", "penalty", "penalty_grad", "predict", "save", "schedules",
+    "selection", "sharding", "spiral", "stats", "successive_halving", "train_step", "transforms",
     "tuning", "value_and_backprop",
 ]
 # fmt: on

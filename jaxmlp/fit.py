@@ -91,6 +91,34 @@ class FitResult(NamedTuple):
     early_state: Any = None
     last_state: Any = None
 
+    def table(self, per_layer: bool = True) -> dict[str, np.ndarray]:
+        """The history as a table: `history_table` of ``self.history``.
+
+        ``pandas.DataFrame(result.table())`` or a CSV writer takes it as it is.
+        """
+        return history_table(self.history, per_layer)
+
+
+def history_table(history: dict[str, Any], per_layer: bool = True) -> dict[str, np.ndarray]:
+    """A history as columns of one number per epoch, in its order.
+
+    A per-layer field (``w_l1``, ``w_l2``, ``w_zeros``: one value per layer and epoch) becomes
+    one column per layer, ``w_l2_0``, ``w_l2_1``, …, or is left out with ``per_layer=False``.
+
+    >>> table = history_table({"epoch": np.arange(1, 3), "loss": np.array([0.9, 0.7]),
+    ...                        "w_l2": np.array([[1.0, 2.0], [1.1, 2.1]])})
+    >>> list(table), table["w_l2_1"].tolist()
+    (['epoch', 'loss', 'w_l2_0', 'w_l2_1'], [2.0, 2.1])
+    """
+    columns = {}
+    for k, v in history.items():
+        v = np.asarray(v)
+        if v.ndim == 1:
+            columns[k] = v
+        elif per_layer:
+            columns.update({f"{k}_{layer}": v[:, layer] for layer in range(v.shape[1])})
+    return columns
+
 
 def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
         reg: RegLike = None, epochs: int = 1, batch_size: int | None = None,

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import jaxmlp as jm
 from jaxmlp.cli import main
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -159,3 +160,12 @@ def test_gradcheck_on_a_checkpoint_and_a_data_file(tmp_path, capsys):
     assert "MLP(sizes=(2, 5, 3), activations=('tanh', 'softmax'))" in out
     assert main(["gradcheck", "--params", str(tmp_path / "none.npz")]) == 2
     assert "jaxmlp gradcheck: error:" in capsys.readouterr().err
+
+
+def test_version_is_one_number(capsys):
+    """jaxmlp --version prints jaxmlp.__version__, which is also the installed package's."""
+    import importlib.metadata
+
+    assert main(["--version"]) == 0
+    assert capsys.readouterr().out.strip() == f"jaxmlp {jm.__version__}"
+    assert importlib.metadata.version("jaxmlp") == jm.__version__

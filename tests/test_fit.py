@@ -434,3 +434,28 @@ def test_a_new_but_equal_optimizer_for_each_fit_compiles_once(caplog):
         caplog, lambda: jm.fit(NET, params, jm.optim.adam(1e-3, amsgrad=True), x, y, **kw)
     )
     assert compiles == 1  # another program: AMSGrad is structure
+
+
+def test_the_history_converts_to_a_table_of_columns(tmp_path):
+    """result.table(): one column per field and per layer; the csv module takes it as it is."""
+    import csv
+
+    x, y = jm.spiral(jax.random.key(0), samples=20)
+    net = jm.MLP((2, 8, 8, 3), ("relu", "relu", "softmax"))
+    params = jm.init_params(jax.random.key(1), net)
+    r = jm.fit(net, params, jm.optim.adam(0.01), x, y, loss="categorical_crossentropy",
+               epochs=3, batch_size=20, progress=False)  # fmt: skip
+    table = r.table()
+    assert list(table)[:2] == ["epoch", "loss"]
+    assert [k for k in table if k.startswith("w_l2")] == ["w_l2_0", "w_l2_1", "w_l2_2"]
+    assert all(v.shape == (3,) for v in table.values())
+    np.testing.assert_array_equal(table["w_l2_1"], r.history["w_l2"][:, 1])
+    assert not any(k.startswith("w_") for k in r.table(per_layer=False))
+    path = tmp_path / "history.csv"
+    with open(path, "w", newline="") as f:
+        w = csv.DictWriter(f, fieldnames=list(table))
+        w.writeheader()
+        w.writerows(dict(zip(table, row)) for row in zip(*table.values()))
+    with open(path, newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert [float(row["loss"]) for row in rows] == pytest.approx(r.history["loss"].tolist())

@@ -4,6 +4,8 @@ import contextlib
 import io
 import pathlib
 import re
+import sys
+import types
 
 import numpy as np
 
@@ -81,3 +83,35 @@ def test_the_model_selection_example_prints_what_the_readme_shows():
             [float(v) for v in re.findall(numbers, want)],
             atol=0.03,  # trained accuracies move by a few rows across CPUs and jax builds
         )
+
+
+def test_the_logger_recipe_logs_every_epoch(monkeypatch):
+    """The TensorBoard recipe, after the quickstart, with a stand-in writer: every field of
+    every epoch is logged once, at its epoch number, per-layer fields as columns."""
+    logged = []
+
+    class Writer:
+        def __init__(self, folder):
+            self.folder = folder
+
+        def add_scalar(self, name, value, step):
+            logged.append((name, step, value))
+
+        def close(self):
+            logged.append(("closed", 0, 0.0))
+
+    for name in ("torch", "torch.utils", "torch.utils.tensorboard"):
+        monkeypatch.setitem(sys.modules, name, types.ModuleType(name))
+    sys.modules["torch.utils.tensorboard"].SummaryWriter = Writer
+    blocks = python_blocks()
+    recipe = next(b for b in blocks if "SummaryWriter" in b)
+    namespace = {}
+    with contextlib.redirect_stdout(io.StringIO()):
+        exec(compile(blocks[0], "README.md", "exec"), namespace)
+        exec(compile(recipe, "README.md", "exec"), namespace)
+    assert logged[-1][0] == "closed"
+    steps = [step for name, step, _ in logged if name == "loss"]
+    assert steps == list(range(1, 1001))
+    names = {name for name, _, _ in logged}
+    assert {"loss", "accuracy", "learning_rate", "w_l2_0", "w_l2_1"} <= names
+    assert all(np.isfinite(v) for n, _, v in logged if n == "loss")

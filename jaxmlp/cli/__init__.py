@@ -22,6 +22,7 @@ import argparse
 import sys
 from typing import NoReturn
 
+import jaxmlp
 from jaxmlp import compile_cache
 from jaxmlp.cli import gradcheck, optimcheck, train
 from jaxmlp.cli.config import GROUP_NOTES, add_options, from_namespace
@@ -41,6 +42,7 @@ def parser() -> argparse.ArgumentParser:
     top = _Parser(prog="jaxmlp", epilog="Run 'jaxmlp COMMAND --help' for a command's options.",
                   description="jaxmlp: a functional multilayer perceptron in JAX, with its "
                   "backpropagation written out.")  # fmt: skip
+    top.add_argument("--version", action="version", version=f"jaxmlp {jaxmlp.__version__}")
     top.add_argument("--no-compile-cache", action="store_true",
                      help="do not keep compiled programs in the persistent cache (default: "
                      f"{compile_cache.default_dir()}, or ${compile_cache.ENV}; "

@@ -19,6 +19,7 @@ import numpy as np
 from jaxmlp import checkpoint
 from jaxmlp.cli.config import MEMBER
 from jaxmlp.cli.scores import final_metrics
+from jaxmlp.fit import history_table
 
 OLD_DEFAULTS = {"data_seed": None, "task": "auto", "no_plots": False, "preset": "book",
                 "val_data": None, "test_data": None, "standardize_targets": "no",
@@ -38,12 +39,8 @@ def write_json(path: str, obj: Any) -> None:
 
 def csv_columns(history: dict[str, np.ndarray]) -> tuple[list[str], list[np.ndarray]]:
     """The CSV header and columns of a history: per-layer fields become ``name_<layer>``."""
-    header, columns = [], []
-    for k, v in history.items():
-        v = np.asarray(v)
-        header += [k] if v.ndim == 1 else [f"{k}_{layer}" for layer in range(v.shape[1])]
-        columns += [v] if v.ndim == 1 else list(v.T)
-    return header, columns
+    table = history_table(history)
+    return list(table), list(table.values())
 
 
 def write_csv(path: str, prefix: list[str], tables: list[tuple[list[Any], dict]]) -> None:
