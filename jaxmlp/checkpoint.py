@@ -288,9 +288,9 @@ def load(path: str | os.PathLike) -> Checkpoint:
       A `Checkpoint` ``(net, params, opt_state, key, metadata)``.
 
     Raises:
-      FileNotFoundError; `CheckpointError` (a ValueError) for a file that is truncated,
-      modified after it was written, or not a jaxmlp checkpoint, with a message that names the
-      file and says what is wrong.
+      FileNotFoundError: there is no such file.
+      CheckpointError: (a ValueError) the file is truncated, modified after it was written, or
+        not a jaxmlp checkpoint; the message names the file and says what is wrong.
     """
     path = os.fspath(path)
     header, arrays = _read(path)

@@ -19,7 +19,8 @@ import numpy as np
 from jaxmlp._checks import check_count, check_finite
 
 
-def spiral(key: jax.Array, samples: int = 100, classes: int = 3, noise: float = 0.2):
+def spiral(key: jax.Array, samples: int = 100, classes: int = 3,
+           noise: float = 0.2) -> tuple[jax.Array, jax.Array]:  # fmt: skip
     """The book's spiral data: `classes` interleaved arms of `samples` points each in 2-D.
 
     For class ``c`` and ``i = 0 … samples−1``: ``r = i/(samples−1)``,
@@ -53,7 +54,8 @@ def spiral(key: jax.Array, samples: int = 100, classes: int = 3, noise: float = 
     return jnp.concatenate(xs, axis=0), y
 
 
-def vertical(key: jax.Array, samples: int = 100, classes: int = 3, spread: float = 0.1):
+def vertical(key: jax.Array, samples: int = 100, classes: int = 3,
+             spread: float = 0.1) -> tuple[jax.Array, jax.Array]:  # fmt: skip
     """The book's vertical data: one Gaussian blob per class, side by side.
 
     Class ``c`` is centred at ``(c/3, 0.5)`` with standard deviation `spread` on both axes
@@ -83,7 +85,7 @@ def _check_classes(samples: int, classes: int, name: str, spread: float) -> None
         raise ValueError(f"{name} must be >= 0; got {spread!r}")
 
 
-def sine(samples: int = 1000):
+def sine(samples: int = 1000) -> tuple[jax.Array, jax.Array]:
     """The book's regression data: ``x = i/samples`` for ``i < samples``, ``y = sin(2πx)``.
 
     Deterministic, as ``nnfs.datasets.sine_data``.
@@ -100,7 +102,7 @@ def sine(samples: int = 1000):
     return x, jnp.sin(2 * jnp.pi * x)
 
 
-def digits():
+def digits() -> tuple[np.ndarray, np.ndarray]:
     """The 8×8 handwritten digits that scikit-learn installs with itself (1797 images).
 
     Needs the optional extra: ``pip install "jaxmlp[digits]"``. Pixel values are 0–16; use
@@ -132,7 +134,8 @@ def load_arrays(path: str | os.PathLike, *, x_key: str = "x", y_key: str = "y",
       columns are ``x``.
 
     Raises:
-      FileNotFoundError, or ValueError naming the file and what is wrong with it.
+      FileNotFoundError: there is no such file.
+      ValueError: the file cannot be read as data; the message names it and says why.
     """
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -195,7 +198,8 @@ def _read_csv(path: str, target_column: int):
     return x, y.astype(np.float32)[:, None]
 
 
-def standardize(x: Any, mean: Any = None, std: Any = None):
+def standardize(x: Any, mean: Any = None,
+                std: Any = None) -> tuple[jax.Array, tuple[jax.Array, jax.Array]]:  # fmt: skip
     """Scale each feature to mean 0 and standard deviation 1.
 
     Compute the statistics on the training set and pass them on for validation data:
@@ -219,7 +223,8 @@ def standardize(x: Any, mean: Any = None, std: Any = None):
     return (x - mean[None, :]) / jnp.asarray(std)[None, :], (mean, std)
 
 
-def train_val_split(key: jax.Array, x: Any, y: Any, val_fraction: float = 0.2):
+def train_val_split(key: jax.Array, x: Any, y: Any,
+                    val_fraction: float = 0.2) -> tuple[Any, Any, Any, Any]:  # fmt: skip
     """Shuffle with `key` and split off the last `val_fraction` of the rows for validation.
 
     Returns:

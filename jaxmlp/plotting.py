@@ -50,7 +50,8 @@ def _metric_limits(ax, name: str, histories: list[dict[str, np.ndarray]]) -> Non
     ax.set_ylim(min(low, 0.0) - 0.02, 1.02)
 
 
-def plot_history(history: dict[str, np.ndarray], path: str | os.PathLike | None = None):
+def plot_history(history: dict[str, np.ndarray],
+                 path: str | os.PathLike | None = None) -> Any:  # fmt: skip
     """Loss and accuracy per epoch, training and (when recorded) validation, side by side.
 
     A regression's history (one with ``r2``) gets three panels instead: the loss, R², and RMSE
@@ -99,7 +100,7 @@ PANELS_FROM = 13  # settings from which plot_histories draws one panel per setti
 
 def plot_histories(histories: list[dict[str, np.ndarray]], labels: list[str],
                    path: str | os.PathLike | None = None, *,
-                   settings: list[str] | None = None):  # fmt: skip
+                   settings: list[str] | None = None) -> Any:  # fmt: skip
     """Loss and accuracy (R² for a regression) per epoch of several models; validation dashed.
 
     The models of one setting (e.g. its seeds) share a colour and one legend entry, drawn
@@ -175,7 +176,7 @@ def _panels(plt, histories, settings, names, path):
 
 def plot_decision_boundary(net: MLP, params: Params, x: Any, y: Any,
                            path: str | os.PathLike | None = None, *, ax: Any = None,
-                           resolution: int = 200, title: str | None = None):  # fmt: skip
+                           resolution: int = 200, title: str | None = None) -> Any:  # fmt: skip
     """The predicted class over the plane of a 2-input classifier, with the data on top.
 
     Args:
@@ -222,7 +223,8 @@ def plot_decision_boundary(net: MLP, params: Params, x: Any, y: Any,
     return _finish(plt, fig, path) if own else fig
 
 
-def plot_eps_sweep(sweep: EpsSweep, ax: Any = None, path: str | os.PathLike | None = None):
+def plot_eps_sweep(sweep: EpsSweep, ax: Any = None,
+                   path: str | os.PathLike | None = None) -> Any:  # fmt: skip
     """The error of central differences against the step on log-log axes: the V curve.
 
     The median and the max relative error per step (`jaxmlp.finite_differences.eps_sweep`),

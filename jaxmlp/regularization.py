@@ -133,7 +133,7 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
     return reg
 
 
-def penalty(params, reg: RegLike) -> jax.Array:
+def penalty(params: Any, reg: RegLike) -> jax.Array:
     """The regularization term alone: ``Σ_layers l1w·Σ|W| + l1b·Σ|b| + l2w·ΣW² + l2b·Σb²``.
 
     Args:
