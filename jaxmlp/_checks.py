@@ -116,7 +116,9 @@ def check_tree_matches(tree: Any, like: Any, structure_error: str, leaf_error: s
     The messages are format strings: `structure_error` gets ``{tree}`` and ``{like}`` (the two
     structures), `leaf_error` ``{path}``, ``{shape}`` (in `tree`) and ``{expected}``.
     """
-    t_struct, l_struct = jax.tree.structure(tree), jax.tree.structure(like)
+    # Any: jaxlib ships no stub for PyTreeDef, so mypy cannot compare two of them
+    t_struct: Any = jax.tree.structure(tree)
+    l_struct: Any = jax.tree.structure(like)
     if t_struct != l_struct:
         raise ValueError(structure_error.format(tree=t_struct, like=l_struct))
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(like), jax.tree.leaves(tree)):
@@ -143,8 +145,8 @@ def check_params(net: Any, params: Any, name: str = "params") -> None:
         )
     for l, layer in enumerate(params):
         if not isinstance(layer, dict) or set(layer) != {"W", "b"}:
-            got = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
-            raise ValueError(f"{name}[{l}] must be a dict with keys 'W' and 'b'; got {got}")
+            keys = sorted(layer) if isinstance(layer, dict) else type(layer).__name__
+            raise ValueError(f"{name}[{l}] must be a dict with keys 'W' and 'b'; got {keys}")
         for leaf in ("W", "b"):
             check_array(f"{name}[{l}][{leaf!r}]", layer[leaf])
         if net is None:

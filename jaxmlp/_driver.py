@@ -20,6 +20,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable
+from types import FrameType
 from typing import Any, NamedTuple
 
 import jax
@@ -108,7 +109,8 @@ def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initia
         return x, y, xv, yv, batch_size, regs
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError("validation must be a pair (x_val, y_val)")
-    xv, yv, _ = check_problem(net, *validation, loss, dtype=dtype, what="validation")
+    xv, yv = validation
+    xv, yv, _ = check_problem(net, xv, yv, loss, dtype=dtype, what="validation")
     return x, y, xv, yv, batch_size, regs
 
 
@@ -193,6 +195,8 @@ class Interrupt:
     comes back, so a second one interrupts at once (KeyboardInterrupt). Only in the main thread,
     where Python delivers signals; elsewhere it does nothing.
     """
+
+    previous: Callable[[int, FrameType | None], Any] | int | None  # the handler to restore
 
     def __init__(self) -> None:
         self.seen, self.installed, self.previous = False, False, None

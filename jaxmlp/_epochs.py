@@ -48,7 +48,7 @@ from jaxmlp.train import value_and_grads
 
 MAX_EPOCHS_PER_CALL = 1000  # rows of the history buffers one call fills
 # The history's fields in a readable order (JAX's tree functions sort dict keys).
-ORDER = ("loss", "data_loss", "penalty", "accuracy", "r2", "rmse", "mae")
+ORDER: tuple[str, ...] = ("loss", "data_loss", "penalty", "accuracy", "r2", "rmse", "mae")
 ORDER += ("val_loss", "val_accuracy", "val_r2", "val_rmse", "val_mae")
 ORDER += ("learning_rate", "w_l1", "w_l2", "w_zeros")
 
@@ -119,6 +119,8 @@ def permutation(key: jax.Array, n: int, count: jax.Array | None = None) -> jax.A
     training on `count` of ``n`` padded rows shuffles exactly as a run on those rows alone.
     """
     size_bits = max(8, math.ceil(math.log2(max(n, 2))))
+    bits: int | jax.Array
+    limit: int | jax.Array
     if count is None:
         bits, limit = size_bits, n
     else:  # ⌈log2 count⌉ is the bit length of count − 1
@@ -186,7 +188,7 @@ class Subsets(NamedTuple):
     """
 
     rows: jax.Array
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count
     val_rows: jax.Array
     val_count: jax.Array
     precision: jax.Array
@@ -213,9 +215,11 @@ def epoch_batches(spec: Spec, epoch: jax.Array, key: jax.Array, x: jax.Array, y:
     if shuffle and subset is None:
         order = permutation(jax.random.fold_in(key, epoch), n)
     elif shuffle:  # as a run on `count` rows: shuffled unless one batch holds them all
-        shuffled = permutation(jax.random.fold_in(key, epoch), n, count)
+        assert subset is not None and order is not None
+        shuffled = permutation(jax.random.fold_in(key, epoch), n, subset.count)
         order = jnp.where(count > batch_size, shuffled, order)
     if masked:
+        assert order is not None
         order = jnp.concatenate([order, jnp.zeros(padded - n, order.dtype)])
     if subset is not None:
         order = subset.rows[order]
@@ -239,6 +243,7 @@ def sharded_batches(spec: Spec, shuffle: bool, n_batches: int, epoch, key, x, y)
     from its copy of the data.
     """
     n, batch_size, mesh = spec.n, spec.batch_size, spec.mesh
+    assert mesh is not None
     shards = mesh.shape[_placement.DATA]
     slots = -(-batch_size // shards) * shards
     j = jnp.arange(slots)[None, :]
@@ -309,7 +314,7 @@ def validation_row(spec: Spec, params, xv, yv, reg, precision, subset: Subsets |
     parts, out = objective_and_output(spec.net, params, xv, yv, loss=spec.loss, reg=reg,
                                       mask=mask)[1]  # fmt: skip
     hits = correct(spec.loss, out, yv, precision)
-    count = xv.shape[0] if mask is None else subset.val_count
+    count = xv.shape[0] if subset is None else subset.val_count
     row = {"val_loss": parts["data"],
            "val_accuracy": jnp.sum(hits if mask is None else mask * hits) / count}  # fmt: skip
     if task_of(spec.loss) == "regression":
@@ -442,11 +447,10 @@ def program(spec: Spec):
 
     # Compile logs (jax.log_compiles) name the program after its caller.
     loop.__name__ = "_fit_epochs" if spec.models is None else "_fit_many_epochs"
-    shardings = {}
-    if spec.mesh is not None:
-        everywhere = _placement.replicated(spec.mesh)
-        shardings = dict(in_shardings=everywhere, out_shardings=everywhere)
-    return jax.jit(loop, donate_argnums=0, **shardings)
+    if spec.mesh is None:
+        return jax.jit(loop, donate_argnums=0)
+    everywhere = _placement.replicated(spec.mesh)
+    return jax.jit(loop, donate_argnums=0, in_shardings=everywhere, out_shardings=everywhere)
 
 
 def fields(spec: Spec) -> tuple[str, ...]:

@@ -170,7 +170,7 @@ def check_same_in_every_process(named: dict[str, Any]) -> None:
     from jax.experimental import multihost_utils
 
     digests = [np.array([digest(a) for a in jax.tree.leaves(v)], np.uint32) for v in named.values()]
-    local = np.array([zlib.crc32(d) for d in digests], np.uint32)
+    local = np.array([zlib.crc32(d.tobytes()) for d in digests], np.uint32)
     every = multihost_utils.process_allgather(local)  # (processes, len(named))
     for i, k in enumerate(named):
         if not (every[:, i] == every[0, i]).all():

@@ -42,7 +42,7 @@ import sys
 import tempfile
 import zipfile
 import zlib
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import jax.numpy as jnp
@@ -67,7 +67,7 @@ _DESCRS = frozenset(
     np.dtype(t).newbyteorder(order).str
     for t in ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64",
               "float16", "float32", "float64", "complex64", "complex128")
-    for order in "<>"
+    for order in ("<", ">")
 )  # fmt: skip
 # For `_json_depth`: a JSON string; and each byte's step in depth, +1 for [ {, -1 (255) for ] }.
 _JSON_STRING = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"', re.DOTALL)
@@ -98,7 +98,7 @@ class _DamagedError(Exception):
 
 # The NamedTuple types a checkpoint may name, by class name: jaxmlp's optimizer states and
 # schedules, and the types given to `register`. Loading looks names up here and nowhere else.
-_REGISTRY: dict[str, type] = {
+_REGISTRY: dict[str, type[Any]] = {
     cls.__name__: cls for cls in (*optim.STATE_TYPES, *schedules.TYPES, early_stopping.Watch)
 }
 
@@ -175,6 +175,7 @@ def _decode(desc: Any, leaves: list[jax.Array]) -> Any:
         if not isinstance(items, dict if kind == "dict" else list):
             raise CheckpointError(f"a {kind} in the tree description has items {items!r:.80}")
         if kind == "dict":
+            assert isinstance(items, dict)  # checked above, by a type mypy cannot follow
             return {k: _decode(v, leaves) for k, v in items.items()}
         decoded = [_decode(d, leaves) for d in items]
         return tuple(decoded) if kind == "tuple" else decoded
@@ -262,7 +263,8 @@ def _write_atomically(path: str | os.PathLike, arrays: dict[str, np.ndarray]) ->
     fd, tmp = tempfile.mkstemp(prefix=".tmp-", suffix=".npz", dir=directory)
     try:
         with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
+            # Any: savez types **kwds as if one could be allow_pickle; ours are a0, a1, … __header__
+            np.savez(f, **cast("dict[str, Any]", arrays))
             f.flush()
             os.fsync(f.fileno())
         # mkstemp creates the file private (0600); give it the permissions of a normal file.
@@ -407,6 +409,7 @@ def _read_npy(zf: zipfile.ZipFile, info: zipfile.ZipInfo) -> np.ndarray:
     """The array in the ``.npy`` entry `info`: its header checked before its data is read."""
     name = info.filename
     with zf.open(info) as f:
+        assert isinstance(f, zipfile.ZipExtFile)  # typed IO[bytes], which lacks readinto
         magic = f.read(8)
         if magic[:6] != b"\x93NUMPY" or magic[6:] not in (b"\1\0", b"\2\0", b"\3\0"):
             raise _DamagedError(f"{name} is not a .npy array of format 1, 2 or 3: {magic!r}")

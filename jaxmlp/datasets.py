@@ -223,8 +223,9 @@ def standardize(x: Any, mean: Any = None,
     return (x - mean[None, :]) / jnp.asarray(std)[None, :], (mean, std)
 
 
-def train_val_split(key: jax.Array, x: Any, y: Any,
-                    val_fraction: float = 0.2) -> tuple[Any, Any, Any, Any]:  # fmt: skip
+def train_val_split(
+    key: jax.Array, x: Any, y: Any, val_fraction: float = 0.2
+) -> tuple[tuple[jax.Array, jax.Array], tuple[jax.Array, jax.Array]]:
     """Shuffle with `key` and split off the last `val_fraction` of the rows for validation.
 
     Returns:

@@ -32,8 +32,9 @@ check's own tolerance ``|m − e| <= atol + rtol·|e|``.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
+import jax
 import numpy as np
 
 from jaxmlp import activations as _act
@@ -101,7 +102,7 @@ class Problem(NamedTuple):
 class _Belief(NamedTuple):
     """The diagnosis so far: the error believed to reach the layer, its scale of the penalty."""
 
-    delta: np.ndarray  # the user's delta of the layer just done (true, or hypothesised)
+    delta: np.ndarray | None  # the user's delta of the layer just done (true, or hypothesised)
     penalty_scale: float  # the multiple of the penalty gradient in the user's leaves
     source: int | None  # the layer whose explained error the current belief comes from
     factor: float | None
@@ -151,7 +152,8 @@ def step(problem: Problem, layer: int, g: np.ndarray | None) -> np.ndarray:
     if g is None:
         return problem.deltas[layer]
     f, z = _act.get(problem.net.activations[layer]), problem.zs[layer]
-    return np.asarray(f.backward(z, g), z.dtype)
+    # the cast: `Activation.backward` is annotated for jax.Array; it takes NumPy arrays as well
+    return np.asarray(f.backward(z, cast(jax.Array, g)), z.dtype)
 
 
 def error_variants(problem: Problem, layer: int, g: np.ndarray | None) -> list:
@@ -244,7 +246,7 @@ def _worst(m: np.ndarray, e: np.ndarray) -> str:
     return f"worst at [{index}]: manual {m[i]:.6g}, reference {e[i]:.6g}"
 
 
-def classify(problem: Problem, where: str, m: np.ndarray, e: np.ndarray,
+def classify(problem: Problem, where: tuple[int, str], m: np.ndarray, e: np.ndarray,
              penalty: tuple = ((), np.zeros(())), ) -> Finding:  # fmt: skip
     """Why `m` differs from the expected `e`: a `Finding` of a kind other than "propagated".
 
@@ -371,12 +373,13 @@ def diagnose(problem: Problem, manual: tuple, deltas: tuple | None = None) -> tu
             steps.append(row)
         else:
             belief = _hypothesis(problem, l, manual[l], g, belief, findings)
+        assert belief.delta is not None  # both set the layer's error, true or hypothesised
         expected = leaves_from(problem, l, belief.delta, belief.penalty_scale)
         for leaf in ("W", "b"):
             if any((f.layer, f.leaf) == (l, leaf) for f in findings):
                 continue  # explained with the layer's error, by `_hypothesis`
-            found = _check_leaf(problem, (l, leaf), manual[l][leaf], expected[leaf], belief)
-            findings += [] if found is None else [found]
+            leaf_found = _check_leaf(problem, (l, leaf), manual[l][leaf], expected[leaf], belief)
+            findings += [] if leaf_found is None else [leaf_found]
     return tuple(findings), tuple(reversed(steps))
 
 
@@ -437,7 +440,7 @@ def _hypothesis(problem: Problem, l: int, manual: dict, g: np.ndarray | None, be
     rho = belief.penalty_scale
     pen_w = rho * leaf_penalty(problem, l, "W")
     n, k = problem.acts[0].shape[0], problem.net.out_features
-    candidates = []
+    candidates: list[tuple[str, float | None, str, np.ndarray, float]] = []
     if manual["W"].shape == expected["W"].shape:  # the data part scaled, or the whole leaf
         for c, r in ((_fit(manual["W"] - pen_w, expected["W"] - pen_w), 1.0),
                      (_fit(manual["W"], expected["W"]), None)):  # fmt: skip

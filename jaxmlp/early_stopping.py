@@ -138,7 +138,9 @@ def check_state(state: Any, new: Watch) -> Watch:
             f"early_state must be a Watch (Snapshot.early_state); got {type(state).__name__}"
         )
     for name, a, b in zip(Watch._fields, state, new):
-        if jax.tree.structure(a) != jax.tree.structure(b):
+        # Any: jaxlib ships no stub for PyTreeDef, so mypy cannot compare two of them
+        a_struct: Any = jax.tree.structure(a)
+        if a_struct != jax.tree.structure(b):
             raise ValueError(
                 f"early_state.{name} does not match this run (restore_best, net or models differ)"
             )

@@ -23,6 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
+from jax.tree_util import PyTreeDef
 
 from jaxmlp import _placement, memory
 from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
@@ -91,6 +92,7 @@ def stack(trees: Sequence[Any]) -> Any:
     if not trees:
         raise ValueError("stack needs at least one tree")
     first = jax.tree.structure(trees[0])
+    structure: PyTreeDef
     for i, structure in enumerate(map(jax.tree.structure, trees[1:]), 1):
         if structure != first:
             raise ValueError(f"trees[{i}] has structure {structure}; trees[0] has {first}")
@@ -237,6 +239,7 @@ def subsets(rows: Any, validation_rows: Any, K: int, y: jax.Array, n_val: int | 
     train = [np.arange(n)] * K if rows is None else _rows("rows", rows, K, n, "the data")
     val = [np.arange(n_val or 1)] * K
     if validation_rows is not None:
+        assert n_val is not None  # refused above
         val = _rows("validation_rows", validation_rows, K, n_val, "the validation data")
     precision = jnp.stack([precision_of(loss, y[r], dtype) for r in train])
     return Subsets(*_padded(train), *_padded(val), precision)

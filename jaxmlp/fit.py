@@ -251,7 +251,8 @@ def stop_reason(outcome: Outcome, initial_epoch: int, model: int | None = None,
     epoch = initial_epoch + int(outcome.runs[k])
     if outcome.stopped[k]:
         return f"stopped by the callback after epoch {epoch}"
-    if outcome.early_stopped[k]:
+    if outcome.early_stopped[k]:  # only with early stopping
+        assert outcome.best_epoch is not None and early is not None
         best = int(outcome.best_epoch[k])
         kept = f"; kept the parameters of epoch {best}" if early.restore_best else ""
         return (f"early stopping: {early.monitor} did not improve for {early.patience} epochs; "
@@ -283,6 +284,7 @@ def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLik
         xb, yb = x[start : start + batch_size], y[start : start + batch_size]
         batch = _eval_batch(net, loss, params, xb, yb, precision)
         sums = batch if sums is None else jax.tree.map(jnp.add, sums, batch)
+    assert sums is not None  # check_problem refuses data without rows
     n = x.shape[0]
     data = float(sums["data"]) / n
     out = {"loss": data + pen, "data_loss": data, "penalty": pen,

@@ -83,7 +83,7 @@ class FDSample(NamedTuple):
 
     layer: int
     leaf: str
-    index: np.ndarray
+    index: np.ndarray  # type: ignore[assignment]  # the field shadows tuple.index; it is public
     values: np.ndarray
     kink_free: np.ndarray
 
@@ -220,8 +220,10 @@ class GradcheckReport:
             lines += ["step by step (your layer errors against autodiff's dL/dz):"]
             lines += ["  " + _step_line(s) for s in self.steps] + [""]
         if self.findings:
+            source = self.source
+            assert source is not None  # a "propagated" finding follows the finding it comes from
             lines += ["findings (top layer first):"] + [f"  {f.message}" for f in self.findings]
-            lines += [f"  the error starts at layer {self.source[0]} {self.source[1]}"] + [""]
+            lines += [f"  the error starts at layer {source[0]} {source[1]}"] + [""]
         return lines
 
     def __str__(self) -> str:
@@ -256,7 +258,7 @@ _ROW = "{:>5} {:4s}  {:{w}s}  {:>9s}  {:>9s}   {:>9s}  {:>9s}   {:>9s}  {:>9s}  
 
 def _cells(r: LeafCheck) -> list[str]:
     """A report row's cells as text, for the text and the HTML table alike."""
-    errors = (r.autodiff_abs, r.autodiff_rel, r.fd_abs, r.fd_rel)
+    errors: tuple[float | None, ...] = (r.autodiff_abs, r.autodiff_rel, r.fd_abs, r.fd_rel)
     errors += (r.autodiff_fd_abs, r.autodiff_fd_rel)
     result = ("ok" if r.passed else "FAIL") + ("*" if r.below_noise else "")
     numbers = ["—" if v is None else f"{v:.2e}" for v in errors]
@@ -451,9 +453,11 @@ def _leaf_check(manual: tuple, ref: diagnosis.Problem, s: FDSample, settings: di
     passed = np.all(np.abs(m - a) <= settings["atol"] + settings["rtol"] * np.abs(a))
     fd_ok = np.abs(m_s - d) <= settings["fd_atol"] + settings["fd_rtol"] * np.abs(d)
     worst = np.unravel_index(int(np.argmax(diff)), m.shape)
+    autodiff_abs, autodiff_rel = _max(np.abs(m - a)), _max_rel(m, a)
+    assert autodiff_abs is not None and autodiff_rel is not None  # a leaf has an entry or more
     return LeafCheck(
         layer=s.layer, leaf=s.leaf, shape=tuple(a.shape),
-        autodiff_abs=_max(np.abs(m - a)), autodiff_rel=_max_rel(m, a),
+        autodiff_abs=autodiff_abs, autodiff_rel=autodiff_rel,
         worst=tuple(int(i) for i in worst), worst_manual=float(m[worst]),
         worst_autodiff=float(a[worst]), ratio=diagnosis.median_ratio(m, a), transposed=transposed,
         below_noise=bool(np.max(np.abs(a), initial=0) < floor > np.max(np.abs(m), initial=0)),

@@ -16,7 +16,7 @@ program instead, the pruned ones frozen.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax
 import numpy as np
@@ -227,7 +227,8 @@ class Members(NamedTuple):
         key = self.key if check_key(self.key) == () else self.key[idx]
         rows, vrows = ([lists[k] for k in idx] if lists is not None else None
                        for lists in (self.rows, self.validation_rows))  # fmt: skip
-        params, state = take((self.params, self.opt_state), idx)
+        # Any: `take` annotates its index as int; it indexes every leaf with an array as well
+        params, state = take((self.params, self.opt_state), cast(Any, idx))
         return Members(params, state, reg, key, rows, vrows)
 
     def put(self, idx: np.ndarray, params: Params, opt_state: OptState) -> Members:

@@ -130,7 +130,9 @@ def check_jaxmlp_shapes(grads: Any, params: Any) -> None:
         raise TypeError("backward returned a list; jaxmlp's layout is a tuple of {'W', 'b'} "
                         "dicts like params: return tuple(grads), or pass layout='seeds' if your "
                         "backward follows the seeds' tables")  # fmt: skip
-    got, like = jax.tree.structure(grads), jax.tree.structure(params)
+    # Any: jaxlib ships no stub for PyTreeDef, so mypy cannot compare two of them
+    got: Any = jax.tree.structure(grads)
+    like: Any = jax.tree.structure(params)
     if got != like:
         raise ValueError(f"backward must return gradients shaped like params ({like}); got {got}")
     seeds_like = all(

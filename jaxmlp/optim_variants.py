@@ -50,8 +50,9 @@ Step = Callable[[Any, Any, Any, int], tuple[Any, Any]]
 
 KINDS = {optim.SGDState: "sgd", optim.AdamState: "adam", optim.AdamWState: "adamw",
          optim.RMSPropState: "rmsprop", optim.AdagradState: "adagrad"}  # fmt: skip
-FACTORIES = {"sgd": optim.sgd, "adam": optim.adam, "adamw": optim.adamw,
-             "rmsprop": optim.rmsprop, "adagrad": optim.adagrad}  # fmt: skip
+FACTORIES: dict[str, Callable[..., optim.Optimizer]] = {
+    "sgd": optim.sgd, "adam": optim.adam, "adamw": optim.adamw, "rmsprop": optim.rmsprop,
+    "adagrad": optim.adagrad}  # fmt: skip
 TITLES = {"sgd": "SGD", "adam": "Adam", "adamw": "AdamW", "rmsprop": "RMSprop",
           "adagrad": "Adagrad"}  # fmt: skip
 ROOTED = {"adam": "v̂", "adamw": "v̂", "rmsprop": "S", "adagrad": "G"}  # what the root divides by
@@ -344,7 +345,7 @@ def _leafwise(ref: Reference, leaf: Callable, moments: int) -> Step:
         state = [[np.zeros_like(w)] * moments for w in ws] if k == 0 else state
         lr = ref.lr(k)
         new = [leaf(*args, lr, k + 1, *s) for *args, s in zip(ws, gs, decays, state)]
-        return tree.unflatten([n[0] for n in new]), [n[1:] for n in new]
+        return jax.tree.unflatten(tree, [n[0] for n in new]), [n[1:] for n in new]
 
     return step
 

@@ -256,7 +256,7 @@ def optimcheck(candidate: Any, reference: optim.Optimizer, params: Any, *,
         reference_path = _run(ref.step(), params, stream)
         candidate_path = _run(step, params, stream)
         rows = tuple(_rows(candidate_path, reference_path, names, rtol, atol))
-        variants = ()
+        variants: tuple[VariantCheck, ...] = ()
         if not all(r.passed for r in rows):
             paths = (candidate_path, reference_path)
             variants = tuple(
@@ -428,7 +428,9 @@ def _random_grads(params: Any, steps: int, key: Any) -> list:
     def draw(a: np.ndarray) -> np.ndarray:
         return rng.normal(size=a.shape) * 10.0 ** -(a + rng.uniform(0, 2, a.shape))
 
-    return [jax.device_put(tree.unflatten([draw(a) for a in scale])) for _ in range(steps)]
+    return [
+        jax.device_put(jax.tree.unflatten(tree, [draw(a) for a in scale])) for _ in range(steps)
+    ]
 
 
 class Trajectory(NamedTuple):

@@ -22,6 +22,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from jaxmlp._checks import check_params, check_range
 
@@ -108,8 +109,9 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
     ``None`` means no penalty; a single `Regularization` applies to every layer; a tuple or
     list must hold one entry (a `Regularization` or ``None``) per layer.
     """
+    regs: tuple[Regularization, ...]
     if reg is None or isinstance(reg, Regularization):
-        reg = (Regularization() if reg is None else reg,) * n_layers
+        regs = (Regularization() if reg is None else reg,) * n_layers
     elif isinstance(reg, (tuple, list)):
         if len(reg) != n_layers:
             raise ValueError(
@@ -120,17 +122,17 @@ def per_layer(reg: RegLike, n_layers: int) -> tuple[Regularization, ...]:
                 raise TypeError(
                     f"reg[{l}] must be a jaxmlp.Regularization or None; got {type(r).__name__}"
                 )
-        reg = tuple(Regularization() if r is None else r for r in reg)
+        regs = tuple(Regularization() if r is None else r for r in reg)
     else:
         raise TypeError(
             "reg must be a jaxmlp.Regularization, a tuple of them (one per layer) or None; got "
             f"{type(reg).__name__}"
         )
-    for r in set(reg):
+    for r in set(regs):
         for name in FIELDS:
             if getattr(r, name) is None:
                 raise ValueError(f"Regularization.{name} is None; a strength must be a number")
-    return reg
+    return regs
 
 
 def penalty(params: Any, reg: RegLike) -> jax.Array:
@@ -161,7 +163,7 @@ def penalty(params: Any, reg: RegLike) -> jax.Array:
     return total
 
 
-def l1_sign(w: jax.Array) -> jax.Array:
+def l1_sign(w: jax.Array | np.ndarray) -> jax.Array:
     """The L1 subgradient ``sign(w)`` with ``+1`` at exactly 0 (the seeds' ``>= 0``)."""
     return jnp.where(w >= 0, jnp.ones_like(w), -jnp.ones_like(w))
 

@@ -53,17 +53,18 @@ def _checked_as_floats(schedule: Any) -> Any:
     return type(schedule)(*map(_float, schedule.check()))
 
 
-def _t(step: Any, like: jax.Array) -> jax.Array:
-    """The step as a float of the schedule's dtype."""
-    return jnp.asarray(step).astype(like.dtype)
+def _t(step: Any, like: jax.Array | float) -> jax.Array:
+    """The step as a float of the schedule's dtype (the default float's for a Python number)."""
+    dtype = jnp.result_type(float) if isinstance(like, (int, float)) else like.dtype
+    return jnp.asarray(step).astype(dtype)
 
 
 class Constant(NamedTuple):
     """``lr(t) = value``."""
 
-    value: jax.Array
+    value: jax.Array | float
 
-    def __call__(self, step: Any) -> jax.Array:
+    def __call__(self, step: Any) -> jax.Array | float:
         """The learning rate at `step` (the same at every step)."""
         return self.value
 
@@ -76,8 +77,8 @@ class Constant(NamedTuple):
 class InverseTime(NamedTuple):
     """``lr(t) = lr0 / (1 + decay·t)``: the book's learning-rate decay."""
 
-    lr0: jax.Array
-    decay: jax.Array
+    lr0: jax.Array | float
+    decay: jax.Array | float
 
     def __call__(self, step: Any) -> jax.Array:
         """The learning rate at `step`."""
@@ -93,10 +94,10 @@ class InverseTime(NamedTuple):
 class Exponential(NamedTuple):
     """``lr(t) = lr0 · decay_rate^(t / transition_steps)``, the power floored if staircase."""
 
-    lr0: jax.Array
-    decay_rate: jax.Array
-    transition_steps: jax.Array
-    staircase: jax.Array
+    lr0: jax.Array | float
+    decay_rate: jax.Array | float
+    transition_steps: jax.Array | float
+    staircase: jax.Array | bool
 
     def __call__(self, step: Any) -> jax.Array:
         """The learning rate at `step`."""
@@ -115,9 +116,9 @@ class Exponential(NamedTuple):
 class Cosine(NamedTuple):
     """``lr(t) = lr0 · ((1 − alpha)·½(1 + cos(π·min(t, T)/T)) + alpha)``, ``T = decay_steps``."""
 
-    lr0: jax.Array
-    decay_steps: jax.Array
-    alpha: jax.Array
+    lr0: jax.Array | float
+    decay_steps: jax.Array | float
+    alpha: jax.Array | float
 
     def __call__(self, step: Any) -> jax.Array:
         """The learning rate at `step`."""
@@ -247,7 +248,7 @@ def as_schedule(x: Any) -> Schedule:
     return x if is_schedule(x) else FromCallable(x)
 
 
-def constant(value: float) -> Constant:
+def constant(value: float | jax.Array) -> Constant:
     """A constant learning rate.
 
     ``lr(t) = value``.
@@ -300,7 +301,9 @@ def exponential(
     Exponential(lr0, decay_rate, transition_steps, staircase).check()
     if not isinstance(staircase, (bool, np.bool_)):
         raise TypeError(f"exponential: staircase must be a bool; got {staircase!r}")
-    return Exponential(*map(_float, (lr0, decay_rate, transition_steps)), jnp.asarray(staircase))
+    return Exponential(
+        _float(lr0), _float(decay_rate), _float(transition_steps), jnp.asarray(staircase)
+    )
 
 
 def cosine(lr0: float, decay_steps: float, alpha: float = 0.0) -> Cosine:

@@ -47,8 +47,11 @@ class Sweep(NamedTuple):
     low: float = 0  # the smallest value a sweep may give
     kind: type = float  # the values' type (set from the field's type)
 
-    def applies(self, optimizer: str, schedule: str) -> bool:
-        """Whether sweeping the setting has an effect with this optimizer and schedule."""
+    def applies(self, optimizer: str | None, schedule: str | None) -> bool:
+        """Whether sweeping the setting has an effect with this optimizer and schedule.
+
+        None (not given, before `resolve_preset`) is in no restricted list.
+        """
         optimizer_ok = self.optimizers is None or optimizer in self.optimizers
         return optimizer_ok and (self.schedules is None or schedule in self.schedules)
 

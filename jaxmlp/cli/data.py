@@ -221,6 +221,8 @@ def load_data(config: TrainConfig) -> Data:
     data_key, val_key, split_key, _, _ = keys(data_seed(config))
     name, split, validation = config.data, None, None
     _check_validation_options(config)
+    x: jax.Array | np.ndarray  # the generated data are JAX arrays, the read ones NumPy's
+    y: jax.Array | np.ndarray
     if name in GENERATED:
         samples = config.samples or (1000 if name == "sine" else 100)
         val_samples = samples if config.val_samples is None else config.val_samples

@@ -119,8 +119,7 @@ def random_problem(net: MLP, config: GradcheckConfig) -> tuple:
         y = rng.integers(0, 2, shape)
     else:
         y = rng.normal(size=shape)
-    y = jnp.asarray(y, jnp.int32 if np.ndim(y) == 1 else dtype)
-    return params, x, y
+    return params, x, jnp.asarray(y, jnp.int32 if np.ndim(y) == 1 else dtype)
 
 
 def load_backward(spec: str) -> Callable:

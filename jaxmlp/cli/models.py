@@ -101,6 +101,7 @@ def make_model(config: TrainConfig, values: dict[str, Any], problem: Problem,
 
 def regularization(config: TrainConfig, problem: Problem, models: list[Model]) -> tuple:
     """One `Regularization` per layer; a swept strength holds one value per model."""
+    assert config.reg_layers is not None  # set by resolve_preset
     n_layers, which = problem.net.n_layers, config.reg_layers.strip()
     if which in ("all", "hidden"):
         layers = set(range(n_layers if which == "all" else n_layers - 1))
@@ -128,10 +129,12 @@ def optimizer(config: TrainConfig, steps: int, warmup_always: bool = False) -> o
     schedule's rates exactly, and a sweep of --warmup that includes 0 needs it so that every
     model's state has the same structure.
     """
+    assert config.schedule is not None and config.optimizer is not None  # set by resolve_preset
     decay_steps = config.decay_steps or steps
     # Both by name: schedules.<schedule>(lr, *its arguments), optim.<optimizer>(lr, **options).
-    after_lr = {"inverse_time": [config.decay], "exponential": [config.decay_rate, decay_steps],
-                "cosine": [decay_steps], "constant": []}  # fmt: skip
+    after_lr: dict[str, list[float]] = {
+        "inverse_time": [config.decay], "exponential": [config.decay_rate, decay_steps],
+        "cosine": [decay_steps], "constant": []}  # fmt: skip
     lr = getattr(schedules, config.schedule)(config.lr, *after_lr[config.schedule])
     if config.warmup or warmup_always:
         lr = schedules.warmup(lr, config.warmup)

@@ -40,7 +40,7 @@ from jaxmlp import optim
 from jaxmlp.cli.config import OPTIMIZERS, check_bounds, flag, option
 from jaxmlp.model import MLP, init_params
 from jaxmlp.optimcheck import ATOL, RTOL, CandidateError, optimcheck
-from jaxmlp.schedules import inverse_time
+from jaxmlp.schedules import ScheduleLike, inverse_time
 
 HELP = "check your optimizer against jaxmlp's, step by step"
 DESCRIPTION = __doc__.split("\n", 1)[1].strip()  # --help shows the docstring after its title
@@ -133,8 +133,8 @@ def build_reference(config: OptimcheckConfig) -> optim.Optimizer:
             users = ", ".join(k for k, args in ARGUMENTS.items() if name in args)
             raise ValueError(f"{flag(name)} does not apply to {config.reference} (only to {users})")
     kwargs = {name: getattr(config, name) for name in ARGUMENTS[config.reference]}
-    lr = config.learning_rate
-    lr = inverse_time(lr, config.decay) if config.decay else lr
+    lr0 = config.learning_rate
+    lr: ScheduleLike = inverse_time(lr0, config.decay) if config.decay else lr0
     factory = getattr(optim, config.reference)
     return factory(lr, **{k: v for k, v in kwargs.items() if v is not None})
 

@@ -134,8 +134,10 @@ def save_split(where: str, split: dict[str, np.ndarray] | None) -> None:
     if split is None:
         return
     tmp = os.path.join(where, ".split.npz.tmp")
+    # Any: NumPy's stub would match a dict of arrays' values to savez's allow_pickle: bool
+    arrays: dict[str, Any] = {k: np.asarray(v, np.int64) for k, v in split.items()}
     with open(tmp, "wb") as f:
-        np.savez(f, **{k: np.asarray(v, np.int64) for k, v in split.items()})
+        np.savez(f, **arrays)
     os.replace(tmp, os.path.join(where, "split.npz"))
 
 

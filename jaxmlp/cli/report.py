@@ -84,6 +84,7 @@ def _print_one(problem: Any, result: FitResult, test: dict | None) -> None:
     h = result.history
     if len(h["epoch"]):
         last = final_metrics(h)
+        assert last is not None  # an epoch ran
         print(f"epoch {int(h['epoch'][-1])}, {_headline_text(problem.task, last)}, "
               f"loss {last['loss']:.3f} (data {last['data_loss']:.3f}, reg "
               f"{last['penalty']:.3f}), lr {h['learning_rate'][-1]:.6g}")  # fmt: skip
@@ -154,11 +155,11 @@ def _plot_boundary(out: str, problems: list, values: list[dict], results: list) 
     if len(results) > 1:  # the best model that ran: by accuracy, then by loss
         field = "val_accuracy" if problem.validation is not None else "accuracy"
         ends = [final_metrics(r.history) for r in results]
-        ran = [k for k, f in enumerate(ends) if f and "diverged" not in (results[k].stop_reason
-                                                                          or "")]  # fmt: skip
+        ran = {k: f for k, f in enumerate(ends) if f and "diverged" not in (results[k].stop_reason
+                                                                             or "")}  # fmt: skip
         if not ran:
             return
-        best = max(ran, key=lambda k: (ends[k][field], -ends[k]["loss"]))
+        best = max(ran, key=lambda k: (ran[k][field], -ran[k]["loss"]))
         title = f"best: model {best} ({label(values[best])}), {title}"
     x, y = problem.validation or (problem.x, problem.y)
     path = os.path.join(out, "decision_boundary.png")

@@ -18,7 +18,7 @@ from jaxmlp.fit import evaluate
 from jaxmlp.model import Params
 
 SCALED = ("rmse", "mae", "val_rmse", "val_mae")  # history fields in the target's units
-FINAL = ("accuracy", "r2", "rmse", "mae", "loss", "data_loss", "penalty")
+FINAL: tuple[str, ...] = ("accuracy", "r2", "rmse", "mae", "loss", "data_loss", "penalty")
 FINAL += ("val_accuracy", "val_r2", "val_rmse", "val_mae", "val_loss")
 
 

@@ -79,6 +79,7 @@ def fold_rows(config: TrainConfig, problem: Any, values: list[dict]) -> dict[str
     seed = config.seed if config.data_seed is None else config.data_seed
     key = jax.random.fold_in(jax.random.key(seed), 15)  # the folds' own stream of the data seed
     y = np.asarray(problem.y)
+    assert config.folds is not None  # called with --folds only
     split = folds_of(key, y, config.folds, stratify=problem.task == "classification")
     return {"rows": [split[v["fold"]][0] for v in values],
             "validation_rows": [split[v["fold"]][1] for v in values],
@@ -89,6 +90,7 @@ def halve(config: TrainConfig, net: Any, params: Any, opt: Any, x: Any, y: Any,
           kw: dict) -> tuple[list[FitResult], np.ndarray]:  # fmt: skip
     """Train K stacked models by successive halving; each model's result and rung reached."""
     eta = config.halving
+    assert eta is not None  # called with --halving only
     epochs = kw.pop("epochs")
     first = config.halving_min_epochs or max(1, epochs // eta**2)
     for name in ("callback", "callback_every", "initial_epoch", "early_stopping"):

@@ -92,7 +92,7 @@ def _compare(row: dict, settings: list[dict], baseline: tuple[str, Any], finals:
         return None
     pairs = [(k, b) for k, b in zip(row["models"], base["models"])
              if not left_out[k] and not left_out[b] and finals[k] and finals[b]]  # fmt: skip
-    out = {}
+    out: dict[str, dict[str, float | None]] = {}
     for m in metrics:
         a = [finals[k][m] for k, _ in pairs]
         b = [finals[j][m] for _, j in pairs]
@@ -162,19 +162,23 @@ def lines(summary: dict[str, Any], shown: dict[str, str]) -> list[str]:
 
 
 def _interval(s: dict[str, float | None]) -> str:
-    if s["ci_low"] is None:
-        return "-" if s["mean"] is None else number(s["mean"])
-    size = max(abs(s[k]) for k in ("mean", "ci_low", "ci_high"))
-    low, high = number(s["ci_low"], size=size), number(s["ci_high"], size=size)
-    return f"{number(s['mean'], size=size)} [{low}, {high}]"
+    mean, ci_low, ci_high = s["mean"], s["ci_low"], s["ci_high"]
+    if ci_low is None:
+        return "-" if mean is None else number(mean)
+    assert mean is not None and ci_high is not None  # an interval has its mean and both ends
+    size = max(abs(mean), abs(ci_low), abs(ci_high))
+    low, high = number(ci_low, size=size), number(ci_high, size=size)
+    return f"{number(mean, size=size)} [{low}, {high}]"
 
 
 def _difference(d: dict[str, float | None]) -> str:
-    if d["mean"] is None:
+    mean, ci_low, ci_high = d["mean"], d["ci_low"], d["ci_high"]
+    if mean is None:
         return f"- (only {d['n']} pairs)"
-    size = max(abs(d[k]) for k in ("mean", "ci_low", "ci_high"))
-    low, high = (number(d[k], True, size) for k in ("ci_low", "ci_high"))
-    return f"{number(d['mean'], True, size)} [{low}, {high}] p={d['p']:.2g}"
+    assert ci_low is not None and ci_high is not None  # a paired mean comes with its interval
+    size = max(abs(mean), abs(ci_low), abs(ci_high))
+    low, high = (number(v, True, size) for v in (ci_low, ci_high))
+    return f"{number(mean, True, size)} [{low}, {high}] p={d['p']:.2g}"
 
 
 def number(value: float, signed: bool = False, size: float | None = None) -> str:

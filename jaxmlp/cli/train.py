@@ -56,7 +56,7 @@ import sys
 import threading
 import time
 import warnings
-from typing import Any, NamedTuple
+from typing import Any, NamedTuple, cast
 
 import jax.numpy as jnp
 import numpy as np
@@ -224,13 +224,14 @@ def train(run: Run) -> tuple[list[FitResult], list[dict | None]]:
     in the target's units) and its test metrics (None without ``--test-data``). After an
     interruption the groups not yet trained keep their initial state, with no epochs run.
     """
-    results: list[FitResult | None] = [None] * run.size
+    slots: list[FitResult | None] = [None] * run.size
     stopped = False
     for group in run.groups:
         mine = [_untrained(m) for m in group.models] if stopped else train_group(run, group)
         stopped = stopped or any((r.stop_reason or "").startswith("interrupted") for r in mine)
         for k, r in zip(group.numbers, mine):
-            results[k] = r
+            slots[k] = r
+    results = cast(list[FitResult], slots)  # the groups' numbers are every model's, 0..size-1
     tests: list[dict | None] = [None] * run.size
     for group in run.groups:
         for k in group.numbers:
@@ -248,6 +249,7 @@ def train_group(run: Run, group: Group) -> list[FitResult]:
     """Train one group's models: one `fit`, or one `fit_many`, writing checkpoints as they go."""
     config, problem, models = run.config, group.problem, group.models
     done = int(run.history["epoch"][-1]) if run.history else 0
+    kw: dict[str, Any]  # fit's keyword arguments, of many types
     kw = dict(loss=problem.loss, reg=group.reg, batch_size=models[0].config.batch_size,
               validation=problem.validation, grads=config.grads, initial_epoch=done,
               epochs=max(config.epochs - done, 0), progress=not config.no_progress,
@@ -336,5 +338,5 @@ def _per_model(snapshot: Snapshot, n: int) -> list[FitResult]:
         return [FitResult(snapshot.params, snapshot.opt_state, snapshot.history, None,
                           early_state=snapshot.early_state)]  # fmt: skip
     runs = np.sum(~np.isnan(snapshot.history["loss"]), axis=1)  # a stopped model's rows are NaN
-    many = FitManyResult(snapshot.params, snapshot.opt_state, snapshot.history, [None] * n, runs)
+    many = FitManyResult(snapshot.params, snapshot.opt_state, snapshot.history, (None,) * n, runs)
     return [many.model(k) for k in range(n)]

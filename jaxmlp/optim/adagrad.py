@@ -20,13 +20,16 @@ from jaxmlp.schedules import ScheduleLike
 class AdagradState(NamedTuple):
     """State of `adagrad`: step count, hyperparameters, and ``G_t = Σ g²``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     eps: jax.Array
     eps_root: jax.Array
     sum_of_squares: Any
 
-    hyperparameters = base.Hyperparameters(learning_rate=base.LEARNING_RATE, **base.EPSILONS)
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
+        learning_rate=base.LEARNING_RATE, **base.EPSILONS
+    )
 
 
 def adagrad(

@@ -13,6 +13,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import PyTreeDef
 
 from jaxmlp.optim import base
 from jaxmlp.schedules import ScheduleLike
@@ -24,7 +25,7 @@ class AdamState(NamedTuple):
     ``nu_max`` is ``None`` unless the optimizer uses AMSGrad.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     b1: jax.Array
     b2: jax.Array
@@ -34,7 +35,8 @@ class AdamState(NamedTuple):
     nu: Any
     nu_max: Any
 
-    hyperparameters = base.Hyperparameters(
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
         learning_rate=base.LEARNING_RATE, b1=base.FRACTION, b2=base.FRACTION, **base.EPSILONS
     )
 
@@ -42,7 +44,7 @@ class AdamState(NamedTuple):
 class AdamWState(NamedTuple):
     """State of `adamw`: `AdamState`'s fields plus the decoupled ``weight_decay``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     b1: jax.Array
     b2: jax.Array
@@ -53,7 +55,10 @@ class AdamWState(NamedTuple):
     nu: Any
     nu_max: Any
 
-    hyperparameters = base.Hyperparameters(AdamState.hyperparameters, weight_decay=base.NONNEGATIVE)
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
+        AdamState.hyperparameters, weight_decay=base.NONNEGATIVE
+    )
 
 
 def _moments(params: Any, amsgrad: bool) -> dict[str, Any]:
@@ -161,7 +166,8 @@ def _decay_mask(mask: Any, params: Any) -> Any:
     if mask is None:
         return jax.tree_util.tree_map_with_path(lambda path, _: not base.is_bias(path), params)
     tree = mask(params) if callable(mask) else mask
-    p_struct, m_struct = jax.tree.structure(params), jax.tree.structure(tree)
+    p_struct: PyTreeDef = jax.tree.structure(params)
+    m_struct = jax.tree.structure(tree)
     if p_struct != m_struct or not all(_is_bool(m) for m in jax.tree.leaves(tree)):
         raise ValueError(
             "mask must be a pytree of bools shaped like params (or a function params -> such a "

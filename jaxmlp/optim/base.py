@@ -30,6 +30,7 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.tree_util import PyTreeDef
 
 from jaxmlp._checks import check_range, check_tree_matches, is_concrete
 from jaxmlp.schedules import as_schedule, is_schedule
@@ -92,7 +93,8 @@ def apply_updates(params: Any, updates: Updates) -> Any:
     >>> apply_updates({"w": jnp.array([1.0, 2.0])}, {"w": jnp.array([0.5, -0.5])})["w"]
     Array([1.5, 1.5], dtype=float32)
     """
-    p_struct, u_struct = jax.tree.structure(params), jax.tree.structure(updates)
+    p_struct: PyTreeDef = jax.tree.structure(params)
+    u_struct = jax.tree.structure(updates)
     if p_struct != u_struct:
         raise ValueError(
             f"updates must have the same tree structure as params; got {u_struct} for "
@@ -172,7 +174,8 @@ def _new_schedule(owner: str, name: str, old: Any, value: Any) -> Any:
             f"{owner}.{name} holds a schedule ({type(old).__name__}); pass a schedule of the "
             f"same kind, e.g. {name}=state.{name}._replace(...)"
         )
-    if jax.tree.structure(value) != jax.tree.structure(old):
+    new_struct: PyTreeDef = jax.tree.structure(value)
+    if new_struct != jax.tree.structure(old):
         raise ValueError(
             f"{owner}.{name} holds {jax.tree.structure(old)}; got {jax.tree.structure(value)}: "
             "another kind of schedule (or another function) changes the state's structure and "

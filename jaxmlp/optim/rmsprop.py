@@ -21,7 +21,7 @@ class RMSPropState(NamedTuple):
     ``grad_avg`` (the running mean of ``g``) is ``None`` unless the optimizer is centered.
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     rho: jax.Array
     eps: jax.Array
@@ -31,7 +31,8 @@ class RMSPropState(NamedTuple):
     grad_avg: Any
     trace: Any
 
-    hyperparameters = base.Hyperparameters(
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
         learning_rate=base.LEARNING_RATE, rho=base.FRACTION, **base.EPSILONS, momentum=base.FRACTION
     )
 

@@ -17,12 +17,15 @@ from jaxmlp.schedules import ScheduleLike
 class SGDState(NamedTuple):
     """State of `sgd`: step count, hyperparameters, and the velocity ``trace``."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     momentum: jax.Array
     trace: Any
 
-    hyperparameters = base.Hyperparameters(learning_rate=base.LEARNING_RATE, momentum=base.FRACTION)
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
+        learning_rate=base.LEARNING_RATE, momentum=base.FRACTION
+    )
 
 
 def sgd(

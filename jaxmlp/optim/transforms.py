@@ -34,10 +34,11 @@ from jaxmlp.schedules import ScheduleLike
 class ClipState(NamedTuple):
     """State of `clip_by_global_norm`: step count and the maximum norm."""
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     max_norm: jax.Array
 
-    hyperparameters = base.Hyperparameters(max_norm=base.NONNEGATIVE)
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(max_norm=base.NONNEGATIVE)  # type: ignore[misc]
 
 
 def clip_by_global_norm(max_norm: float) -> base.Optimizer:
@@ -195,12 +196,13 @@ class ProximalL1State(NamedTuple):
     per layer of a params tuple with L layers).
     """
 
-    count: jax.Array
+    count: jax.Array  # type: ignore[assignment]  # shadows tuple.count, as optax states do
     learning_rate: Any
     l1w: jax.Array
     l1b: jax.Array
 
-    hyperparameters = base.Hyperparameters(
+    # A class attribute, not a field: NamedTuple allows it at runtime; mypy does not.
+    hyperparameters = base.Hyperparameters(  # type: ignore[misc]
         learning_rate=base.LEARNING_RATE, l1w=STRENGTHS, l1b=STRENGTHS
     )
 
