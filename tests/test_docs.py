@@ -55,3 +55,13 @@ def test_the_pages_include_readme_sections_that_exist():
     for page in DOCS.rglob("*.md"):
         for section in re.findall(r'--8<-- "README.md:(\w+)"', page.read_text()):
             assert f"[start:{section}]" in readme and f"[end:{section}]" in readme, (page, section)
+
+
+@pytest.mark.parametrize("module", [jaxmlp, jaxmlp.optim, jaxmlp.schedules, jaxmlp.stats],
+                         ids=lambda m: m.__name__)  # fmt: skip
+def test_every_public_function_and_class_has_a_docstring(module):
+    """The API reference renders docstrings: a public name without one would be an empty entry."""
+    objects = {name: getattr(module, name) for name in public(module)}
+    bare = [name for name, obj in objects.items()
+            if callable(obj) and not (obj.__doc__ or "").strip()]  # fmt: skip
+    assert not bare, f"{module.__name__}: no docstring: {', '.join(bare)}"
