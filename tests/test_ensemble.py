@@ -212,7 +212,7 @@ def test_models_in_groups_equal_all_at_once(x64):
     params = stack([jm.init_params(jax.random.key(s), NET) for s in range(K)])
     reg = jm.Regularization(l1w=1e-4, l2w=jnp.array([0.0, 1e-3, 1e-2, 1e-1]))
     rows = [np.arange(0, 90, 1 + k % 2) for k in range(K)]  # different lengths: padded, masked
-    kw = dict(loss=LOSS, reg=reg, epochs=3, batch_size=20, validation=(xv, yv), rows=rows,
+    kw = dict(loss=LOSS, reg=reg, epochs=2, batch_size=20, validation=(xv, yv), rows=rows,
               key=jax.random.split(jax.random.key(3), K), progress=False)  # fmt: skip
     whole = fit_many(NET, params, jm.optim.adam(0.05), x, y, **kw)
     # Model 1's 45 rows fill 3 of the 5 batches of the longest list: the 2 batches of padding
@@ -221,11 +221,10 @@ def test_models_in_groups_equal_all_at_once(x64):
     single = jm.fit(NET, take(params, 1), jm.optim.adam(0.05), x[rows[1]], y[rows[1]],
                     key=kw["key"][1], reg=take_reg((reg,), 1)[0], **one)  # fmt: skip
     assert_same_as_fit(whole, 1, single, rtol=1e-10, atol=1e-12)
-    for g in (1, 2):
-        grouped = fit_many(NET, params, jm.optim.adam(0.05), x, y, group_size=g, **kw)
-        chex.assert_trees_all_close(grouped[:2], whole[:2], rtol=1e-12, atol=1e-15)
-        for name, h in whole.history.items():
-            np.testing.assert_allclose(grouped.history[name], h, rtol=1e-12, err_msg=name)
+    grouped = fit_many(NET, params, jm.optim.adam(0.05), x, y, group_size=2, **kw)
+    chex.assert_trees_all_close(grouped[:2], whole[:2], rtol=1e-12, atol=1e-15)
+    for name, h in whole.history.items():
+        np.testing.assert_allclose(grouped.history[name], h, rtol=1e-12, err_msg=name)
 
 
 def test_group_size_must_divide_k_and_a_run_that_cannot_fit_is_refused(monkeypatch):
