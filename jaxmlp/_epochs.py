@@ -398,7 +398,8 @@ def in_groups(batched, in_axes: tuple, group: int):
     The per-model arguments (axis 0 in `in_axes`) are reshaped to ``(K/group, group, ...)`` and
     `jax.lax.map` runs `batched` on one group at a time; the shared ones are passed whole. The
     results are those of ``batched(*args)``: each model's arithmetic is unchanged, only the
-    number of models whose activations are live at once (see `jaxmlp.ensemble.group_size`).
+    number of models whose activations are live at once (`fit_many`'s ``group_size``, chosen by
+    `jaxmlp.memory.group_size`).
     """
 
     def whole(axis: Any, arg: Any) -> Any:  # `axis` as a tree shaped like `arg`
