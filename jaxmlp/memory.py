@@ -5,8 +5,8 @@ axis, and the memory a step needs grows with K. `estimate` counts what one compi
 (parameters, optimizer states, the epoch's gathered batches, a step's activations and
 gradients) and `group_size` picks how many models run side by side: all K when they fit in
 the device's memory (`device_memory`), else the largest divisor of K that does, the groups
-running one after another in the same program (`jaxmlp._epochs.in_groups`). Past a group of
-one model, `fit_many` refuses to start with a message that gives the estimate.
+running one after another in the same program (`jaxmlp._epochs.in_groups`). When not even one
+model at a time fits, `fit_many` refuses to start, with the estimate in its message.
 
 The estimate is an upper bound of the arrays the program keeps live, not a measurement of
 XLA's allocations; `MEMORY_SHARE` of the device's memory is what it may fill.
