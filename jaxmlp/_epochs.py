@@ -475,14 +475,19 @@ def monitorable(loss: str, validation: bool) -> tuple[str, ...]:
     return tuple(k for k in history_fields(loss, validation)[1:] if not k.startswith("w_"))
 
 
-def row_layout(spec: Spec) -> tuple[tuple[str, int], ...]:
-    """The history's fields in the order of a packed row, each with its width.
+def row_layout(spec: Spec) -> tuple[tuple[str, int | slice], ...]:
+    """Where each history field sits in a packed row (`pack_row`).
 
-    A width is 0 for a number, the number of layers for a per-layer ``w_*`` statistic (an axis
-    even for one layer).
+    An index for a number; a slice of one entry per layer for a per-layer ``w_*`` statistic
+    (an axis even for one layer).
     """
-    width = spec.net.n_layers
-    return tuple((k, width if k.startswith("w_") else 0) for k in fields(spec) if k != "epoch")
+    layout: list[tuple[str, int | slice]] = []
+    start, layers = 0, spec.net.n_layers
+    for k in fields(spec)[1:]:  # all but "epoch", which the host counts
+        per_layer = k.startswith("w_")
+        layout.append((k, slice(start, start + layers) if per_layer else start))
+        start += layers if per_layer else 1
+    return tuple(layout)
 
 
 def pack_row(spec: Spec, row: dict[str, jax.Array]) -> jax.Array:
@@ -491,17 +496,13 @@ def pack_row(spec: Spec, row: dict[str, jax.Array]) -> jax.Array:
     Writing each field to a buffer of its own costs the compiled program two kernels per field
     (about a tenth of its compile time); `unpack_rows` undoes this on the host.
     """
-    parts = [row[k] if w else row[k][..., None] for k, w in row_layout(spec)]
+    parts = [row[k][..., None] if isinstance(at, int) else row[k] for k, at in row_layout(spec)]
     return jnp.concatenate(parts, axis=-1)
 
 
 def unpack_rows(spec: Spec, packed: np.ndarray) -> dict[str, np.ndarray]:
     """`pack_row`'s rows ``(rows, [K,] F)`` back as fields (views): numbers and per-layer arrays."""
-    out, start = {}, 0
-    for k, w in row_layout(spec):
-        out[k] = packed[..., start : start + w] if w else packed[..., start]
-        start += max(w, 1)
-    return out
+    return {k: packed[..., at] for k, at in row_layout(spec)}
 
 
 def history_buffer(spec: Spec, dtype: Any, models: int | None = None) -> np.ndarray:
@@ -511,4 +512,6 @@ def history_buffer(spec: Spec, dtype: Any, models: int | None = None) -> np.ndar
     device array of zeros would cost a compilation per shape before the run).
     """
     lead = (MAX_EPOCHS_PER_CALL,) + (() if models is None else (models,))
-    return np.zeros(lead + (sum(max(w, 1) for _, w in row_layout(spec)),), np.dtype(dtype))
+    last = row_layout(spec)[-1][1]
+    width = last + 1 if isinstance(last, int) else last.stop
+    return np.zeros(lead + (width,), np.dtype(dtype))

@@ -245,11 +245,10 @@ def subsets(rows: Any, validation_rows: Any, K: int, y: jax.Array, n_val: int | 
     return Subsets(*_padded(train), *_padded(val), precision)
 
 
-def _group(net: MLP, stacked: tuple, group_size: int | None, mesh: Mesh | None,
+def _group(net: MLP, stacked: tuple, K: int, group_size: int | None, mesh: Mesh | None,
            **sizes: Any) -> int | None:  # fmt: skip
     """The `Models.group` of the program: None for all K side by side (see `jaxmlp.memory`)."""
     one = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape[1:], a.dtype), stacked)
-    K = jax.tree.leaves(stacked)[0].shape[0]
     if mesh is not None:
         if group_size not in (None, K):
             raise ValueError("group_size runs the models in groups on one device; with a "
@@ -384,7 +383,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     split = subsets(rows, validation_rows, K, y, xv.shape[0] if validation else None, loss,
                     x.dtype)  # fmt: skip
     n = x.shape[0] if split is None else split.rows.shape[1]
-    group = _group(net, (params, state), group_size, mesh, n=n, batch_size=min(batch_size, n),
+    group = _group(net, (params, state), K, group_size, mesh, n=n, batch_size=min(batch_size, n),
                    n_val=xv.shape[0] if validation else 0,
                    per_model_data=key_axis == 0 or split is not None, dtype=x.dtype)  # fmt: skip
     spec = Spec(net, opt, loss, grads, n, min(batch_size, n), shuffle, validation is not None,

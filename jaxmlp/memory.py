@@ -122,13 +122,13 @@ def group_size(breakdown: Breakdown, requested: int | None, memory: int | None) 
         would need more than `MEMORY_SHARE` of `memory`.
     """
     K = breakdown.models
+    divisors = [g for g in range(1, K + 1) if K % g == 0]
     if requested is not None:
         if (
             not isinstance(requested, (int, np.integer))
             or isinstance(requested, bool)
             or (requested < 1 or K % requested)
         ):
-            divisors = [g for g in range(1, K + 1) if K % g == 0]
             listed = ", ".join(map(str, divisors))
             raise ValueError(f"group_size must be a divisor of the K = {K} models ({listed}) "
                              f"or None; got {requested!r}")  # fmt: skip
@@ -136,7 +136,7 @@ def group_size(breakdown: Breakdown, requested: int | None, memory: int | None) 
     if memory is None:
         return K
     budget = MEMORY_SHARE * memory
-    for g in sorted((g for g in range(1, K + 1) if K % g == 0), reverse=True):
+    for g in reversed(divisors):
         if breakdown.live(g) <= budget:
             return g
     raise ValueError(
