@@ -218,8 +218,19 @@ def as_data(x: Any, y: Any, loss: str, dtype: Any, mask: Any = None) -> tuple[An
     is checked before, so int32 holds them).
     """
     labels = loss == "categorical_crossentropy" and np.ndim(y) == 1
-    y = jnp.asarray(y, jnp.int32 if labels else dtype)
-    return jnp.asarray(x, dtype), y, None if mask is None else jnp.asarray(mask, dtype)
+    y = as_array(y, jnp.int32 if labels else dtype)
+    return as_array(x, dtype), y, None if mask is None else as_array(mask, dtype)
+
+
+def as_array(a: Any, dtype: Any) -> Any:
+    """`a` as a JAX array of `dtype`; data from the host is cast there, then put on the device.
+
+    A cast on the device would compile a program of its own for each new shape and dtype; NumPy
+    rounds as XLA does, so the values are the same.
+    """
+    if isinstance(a, (jax.Array, jax.core.Tracer)):
+        return jnp.asarray(a, dtype)
+    return jax.device_put(np.asarray(a, dtype))
 
 
 def check_loss(loss: Any, output_activation: str, out_features: int) -> None:

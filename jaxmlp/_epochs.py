@@ -29,7 +29,6 @@ import numpy as np
 from jax.sharding import Mesh
 
 from jaxmlp import _placement
-from jaxmlp._checks import is_concrete
 from jaxmlp.early_stopping import Watching, watch
 from jaxmlp.metrics import (
     REGRESSION_FIELDS,
@@ -43,7 +42,7 @@ from jaxmlp.metrics import (
 from jaxmlp.model import MLP
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, apply_updates, learning_rate_of
-from jaxmlp.regularization import FIELDS, Regularization
+from jaxmlp.regularization import Regularization, without_zeros
 from jaxmlp.train import value_and_grads
 
 MAX_EPOCHS_PER_CALL = 1000  # rows of the history buffers one call fills
@@ -144,29 +143,6 @@ def permutation(key: jax.Array, n: int, count: jax.Array | None = None) -> jax.A
     # but compiles to twice the kernels: about 0.1 s more on a CPU).
     slot = jnp.where(keep, jnp.cumsum(keep, dtype=jnp.int32) - 1, n)
     return jnp.zeros(n, jnp.int32).at[slot].set(v.astype(jnp.int32), mode="drop")
-
-
-def zero_strengths(regs: tuple[Regularization, ...]) -> tuple[tuple[bool, ...], ...]:
-    """Per layer and strength, whether it is a concrete scalar 0 (its term can be left out)."""
-
-    def zero(v: Any) -> bool:
-        return is_concrete(v) and np.ndim(v) == 0 and float(v) == 0
-
-    return tuple(tuple(zero(getattr(r, f)) for f in FIELDS) for r in regs)
-
-
-def _without_zeros(regs: Any, zeros: tuple[tuple[bool, ...], ...]) -> tuple:
-    """`regs` with the strengths marked in `zeros` replaced by a Python 0.0.
-
-    `penalty` and `backprop` skip such terms: a run without L1 does not compute ``Σ|W|`` and
-    its gradient every step (a few percent of a step on large layers).
-    """
-
-    def without(r: Regularization, zs: tuple[bool, ...]) -> Regularization:
-        strengths = [0.0 if z else getattr(r, f) for f, z in zip(FIELDS, zs)]
-        return Regularization.tree_unflatten(None, strengths)
-
-    return tuple(without(r, zs) for r, zs in zip(regs, zeros))
 
 
 def select(keep: jax.Array, new: Any, old: Any) -> Any:
@@ -334,7 +310,7 @@ def epoch_function(spec: Spec):
     """
 
     def epoch_fn(params, state, epoch, key, x, y, xv, yv, reg, precision, subset):
-        reg = _without_zeros(reg, spec.zeros)
+        reg = without_zeros(reg, spec.zeros)
         precision = precision if subset is None else subset.precision
         step = functools.partial(train_batch, spec, reg=reg, precision=precision)
         batches = epoch_batches(spec, epoch, key, x, y, subset)

@@ -34,8 +34,10 @@ there too: ``relu'(0) = 0``, ``leaky_relu'(0) = 0.01``, L1's ``sign(0) = +1``.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
+import jax
 import jax.numpy as jnp
 from jax import Array
 
@@ -45,7 +47,14 @@ from jaxmlp._checks import check_problem
 from jaxmlp.losses import Mask
 from jaxmlp.model import MLP, Params, column_form, intermediates
 from jaxmlp.objective import objective_of
-from jaxmlp.regularization import RegLike, Regularization, add_penalty_grad, per_layer
+from jaxmlp.regularization import (
+    RegLike,
+    Regularization,
+    add_penalty_grad,
+    per_layer,
+    without_zeros,
+    zero_strengths,
+)
 
 
 def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: RegLike = None,
@@ -59,8 +68,9 @@ def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: Re
         db_l    = Σ_batch delta_l      + l1b·sign(b_l) + 2·l2b·b_l
         delta_{l−1} = (delta_l · W_lᵀ) ⊙ f'_{l−1}(z_{l−1})   (seeds: err_HO_{l−1})
 
-    with ``a_0 = x`` and ``sign(0) = +1``. Pure and jit-compatible (``net`` and ``loss``
-    static); inputs are validated exactly as `jaxmlp.objective` validates them.
+    with ``a_0 = x`` and ``sign(0) = +1``. Pure; inputs are validated exactly as
+    `jaxmlp.objective` validates them, and like it the computation is compiled once per net,
+    loss, shapes and dtypes (``net`` and ``loss`` static under an outer `jax.jit`).
 
     Args: those of `jaxmlp.objective` (``params`` a tuple of ``{"W": (fan_in, fan_out),
     "b": (fan_out,)}`` dicts, one per layer), and ``return_deltas``: also return each layer's
@@ -84,6 +94,17 @@ def backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: Re
     `jaxmlp.gradcheck.gradcheck` compares it with ``jax.grad`` and finite differences.
     """
     x, y, mask = check_problem(net, x, y, loss, mask, params)
+    regs = per_layer(reg, net.n_layers)
+    return _backprop(net, params, x, y, loss=loss, regs=regs, zeros=zero_strengths(regs),
+                     mask=mask, return_deltas=bool(return_deltas))  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("net", "loss", "zeros", "return_deltas"))
+def _backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+              regs: tuple[Regularization, ...], zeros: tuple, mask: Mask,
+              return_deltas: bool) -> Any:  # fmt: skip
+    """`backprop` on checked arguments, compiled; the strengths marked in `zeros` left out."""
+    reg = without_zeros(regs, zeros)
     zs, acts = intermediates(net, params, x)
     return backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask,
                     return_deltas=return_deltas)  # fmt: skip
@@ -110,6 +131,17 @@ def value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: st
     1.0986
     """
     x, y, mask = check_problem(net, x, y, loss, mask, params)
+    regs = per_layer(reg, net.n_layers)
+    return _value_and_backprop(net, params, x, y, loss=loss, regs=regs,
+                               zeros=zero_strengths(regs), mask=mask)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("net", "loss", "zeros"))
+def _value_and_backprop(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+                        regs: tuple[Regularization, ...], zeros: tuple,
+                        mask: Mask) -> tuple:  # fmt: skip
+    """`value_and_backprop` on checked arguments, compiled; `zeros` as for `backprop`."""
+    reg = without_zeros(regs, zeros)
     zs, acts = intermediates(net, params, x)
     grads = backward(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)

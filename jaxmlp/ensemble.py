@@ -28,13 +28,13 @@ from jax.tree_util import PyTreeDef
 from jaxmlp import _placement, memory
 from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
 from jaxmlp._driver import Callback, check_data, check_options, early_stopping_inputs, train
-from jaxmlp._epochs import Models, Spec, Subsets, history_buffer, zero_strengths
+from jaxmlp._epochs import Models, Spec, Subsets, history_buffer
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.fit import FitResult, stop_reason
 from jaxmlp.metrics import precision_of
 from jaxmlp.model import MLP, Params
 from jaxmlp.optim import Optimizer, OptState
-from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer
+from jaxmlp.regularization import FIELDS, RegLike, Regularization, per_layer, zero_strengths
 
 
 class FitManyResult(NamedTuple):

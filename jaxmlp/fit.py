@@ -49,7 +49,7 @@ from jaxmlp._driver import (
     early_stopping_inputs,
     train,
 )
-from jaxmlp._epochs import Spec, history_buffer, zero_strengths
+from jaxmlp._epochs import Spec, history_buffer
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.metrics import (
     correct,
@@ -62,7 +62,7 @@ from jaxmlp.metrics import (
 from jaxmlp.model import MLP, Params, forward
 from jaxmlp.objective import objective_and_output
 from jaxmlp.optim import Optimizer, OptState
-from jaxmlp.regularization import RegLike, penalty, per_layer
+from jaxmlp.regularization import RegLike, penalty, per_layer, without_zeros, zero_strengths
 
 
 class FitResult(NamedTuple):
@@ -277,7 +277,8 @@ def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLik
     """
     x, y, _ = check_problem(net, x, y, loss, params=params)
     check_count("batch_size", batch_size, 1)
-    pen = float(penalty(params, per_layer(reg, net.n_layers)))
+    regs = per_layer(reg, net.n_layers)
+    pen = float(_penalty(params, regs, zero_strengths(regs)))
     precision = precision_of(loss, y, x.dtype)
     sums = None
     for start in range(0, x.shape[0], batch_size):
@@ -293,6 +294,12 @@ def evaluate(net: MLP, params: Params, x: Any, y: Any, *, loss: str, reg: RegLik
         metrics = regression_metrics(sums["sse"], sums["sae"], total_squares(y), n)
         out |= {k: float(v) for k, v in metrics.items()}
     return out
+
+
+@functools.partial(jax.jit, static_argnums=2)
+def _penalty(params, regs, zeros):
+    """The penalty of `params`, compiled; the strengths marked in `zeros` left out."""
+    return penalty(params, without_zeros(regs, zeros))
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))

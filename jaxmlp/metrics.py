@@ -39,8 +39,10 @@ def task_of(loss: str) -> str:
 
 def precision_of(loss: str, y: Any, dtype: Any = None) -> jax.Array:
     """The regression accuracy's tolerance ``std(y) / 250`` (0, unused, for classification)."""
-    precision = jnp.std(y) / 250 if task_of(loss) == "regression" else jnp.zeros(())
-    return precision.astype(dtype or jnp.result_type(float))
+    dtype = dtype or jnp.result_type(float)
+    if task_of(loss) != "regression":
+        return jax.device_put(np.zeros((), dtype))  # from the host: nothing to compile
+    return (jnp.std(y) / 250).astype(dtype)
 
 
 def predicted_class(outputs: jax.Array) -> jax.Array:

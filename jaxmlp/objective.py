@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+
+import jax
 from jax import Array
 
 from jaxmlp import losses as _losses
 from jaxmlp._checks import check_problem
 from jaxmlp.losses import Mask
 from jaxmlp.model import MLP, Params, intermediates
-from jaxmlp.regularization import RegLike, penalty
+from jaxmlp.regularization import (
+    RegLike,
+    Regularization,
+    penalty,
+    per_layer,
+    without_zeros,
+    zero_strengths,
+)
 
 
 def objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: RegLike = None,
@@ -33,6 +43,11 @@ def objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: R
     Returns:
       ``(total, {"data": data_loss, "penalty": penalty})``, all scalars.
 
+    The checks run in Python on the arguments as given; the computation is one program,
+    compiled once per net, loss, shapes and dtypes (`jax.jit`), so that a call outside `jax.jit`
+    does not run, and compile, each operation on its own. Inside `jax.jit`, `jax.grad` or
+    `jax.vmap` it is traced like any function (under ``jax.disable_jit()`` it runs op by op).
+
     >>> net = MLP((2, 4, 3), ("relu", "softmax"))
     >>> params = init_params(jax.random.key(0), net)
     >>> total, parts = objective(net, params, jnp.ones((5, 2)), jnp.zeros(5, int),
@@ -41,6 +56,16 @@ def objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str, reg: R
     ['data', 'penalty']
     """
     x, y, mask = check_problem(net, x, y, loss, mask, params)
+    regs = per_layer(reg, net.n_layers)
+    return _objective(net, params, x, y, loss=loss, regs=regs, zeros=zero_strengths(regs),
+                      mask=mask)  # fmt: skip
+
+
+@functools.partial(jax.jit, static_argnames=("net", "loss", "zeros"))
+def _objective(net: MLP, params: Params, x: Array, y: Array, *, loss: str,
+               regs: tuple[Regularization, ...], zeros: tuple, mask: Mask) -> tuple:  # fmt: skip
+    """`objective` on checked arguments, compiled; the strengths marked in `zeros` left out."""
+    reg = without_zeros(regs, zeros)
     zs, acts = intermediates(net, params, x)
     total, (parts, _) = objective_of(net, params, zs, acts, y, loss=loss, reg=reg, mask=mask)
     return total, parts
