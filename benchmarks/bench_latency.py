@@ -14,6 +14,10 @@ Timed: from the call to the trained parameters on the host's side (`jax.block_un
   `jax.random.permutation` and runs `jax.lax.scan` of a value_and_grad + optax Adam step over
   the batches, called once (tracing, compiling, the epoch).
 - ``init_params``: `jaxmlp.init_params` for the net, also a first call.
+- ``backprop``: `jaxmlp.backprop` (the hand-written gradient) on one batch, called outside
+  `jax.jit`, as in a notebook cell; beside it the gradient a user writes by hand, the same loss
+  and penalty, as ``jax.grad(loss)`` called directly (``grad, op by op``: JAX runs and compiles
+  each operation on its own) and as ``jax.jit(jax.grad(loss))`` (``grad, jitted``).
 
 The median of ``--repeats`` processes each; "fit / optax scan" is the ratio of the medians and
 "compilations" how many XLA programs the call compiled (from `jax.log_compiles`). Target
@@ -48,6 +52,17 @@ class Count(logging.Handler):
             compiles.append(record.getMessage())
 logging.getLogger("jax").addHandler(Count())
 logging.getLogger("jax").setLevel(logging.DEBUG)
+"""
+
+HAND_LOSS = """
+def loss(params, x, y):
+    h = x
+    for l, p in enumerate(params):
+        h = h @ p["W"] + p["b"]
+        if l < len(params) - 1:
+            h = jax.nn.relu(h)
+    data = -jnp.take_along_axis(jax.nn.log_softmax(h), y[:, None], axis=1).mean()
+    return data + 5e-4 * sum(jnp.sum(p["W"] * p["W"]) for p in params)
 """
 
 CANDIDATES = {
@@ -97,6 +112,40 @@ def epoch(params, state, key, x, y):
 
 out = epoch(params, tx.init(params), jax.random.key(0), jnp.asarray(x), jnp.asarray(y))
 jax.block_until_ready(out)
+""",
+    "backprop": """
+params = jm.init_params(jax.random.key(0), net)
+jax.block_until_ready(params)
+jax.config.update("jax_log_compiles", True)
+compiles.clear()
+start = time.perf_counter()
+g = jm.backprop(net, params, x[:batch], y[:batch], loss="categorical_crossentropy",
+                reg=jm.Regularization(l2w=5e-4))
+jax.block_until_ready(g)
+""",
+    "grad, op by op": """
+params = jm.init_params(jax.random.key(0), net)
+jax.block_until_ready(params)
+jax.config.update("jax_log_compiles", True)
+compiles.clear()
+start = time.perf_counter()
+"""
+    + HAND_LOSS
+    + """
+g = jax.grad(loss)(params, x[:batch], y[:batch])
+jax.block_until_ready(g)
+""",
+    "grad, jitted": """
+params = jm.init_params(jax.random.key(0), net)
+jax.block_until_ready(params)
+jax.config.update("jax_log_compiles", True)
+compiles.clear()
+start = time.perf_counter()
+"""
+    + HAND_LOSS
+    + """
+g = jax.jit(jax.grad(loss))(params, x[:batch], y[:batch])
+jax.block_until_ready(g)
 """,
     "init_params": """
 jax.config.update("jax_log_compiles", True)
@@ -159,6 +208,8 @@ def main() -> int:
         print(f"| {name} | {median[name]:.2f} | {times} | {rs[0]['compiles']} |")
     ratio = median["fit"] / median["optax scan"]
     print(f"\nfit / optax scan: {ratio:.2f}× (target ≤ 1.3×)")
+    for peer in ("grad, op by op", "grad, jitted"):
+        print(f"backprop / {peer}: {median['backprop'] / median[peer]:.2f}×")
     return 0
 
 

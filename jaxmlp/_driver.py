@@ -274,7 +274,9 @@ class Loop:
 
     def snapshot(self) -> Snapshot:
         """What the callback sees: copies of the state, read-only views of the history."""
-        params, state, watch = jax.tree.map(jnp.copy, (self.params, self.state, self.watch))
+        # Copies (the run donates its buffers to the next call), made without a program.
+        params, state, watch = jax.device_put((self.params, self.state, self.watch),
+                                              may_alias=False)  # fmt: skip
         history, running = self.history(read_only=True), self.live.copy()
         return Snapshot(self.epoch, params, state, history, running, watch)
 

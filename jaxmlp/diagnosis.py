@@ -32,7 +32,8 @@ check's own tolerance ``|m − e| <= atol + rtol·|e|``.
 from __future__ import annotations
 
 import dataclasses
-from typing import NamedTuple, cast
+import functools
+from typing import NamedTuple
 
 import jax
 import numpy as np
@@ -151,9 +152,14 @@ def step(problem: Problem, layer: int, g: np.ndarray | None) -> np.ndarray:
     """
     if g is None:
         return problem.deltas[layer]
-    f, z = _act.get(problem.net.activations[layer]), problem.zs[layer]
-    # the cast: `Activation.backward` is annotated for jax.Array; it takes NumPy arrays as well
-    return np.asarray(f.backward(z, cast(jax.Array, g)), z.dtype)
+    z = problem.zs[layer]
+    return np.asarray(_backward(problem.net.activations[layer], z, g), z.dtype)
+
+
+@functools.partial(jax.jit, static_argnums=0)
+def _backward(name: str, z: jax.Array, g: jax.Array) -> jax.Array:
+    """``f.backward(z, g)`` for the activation `name`, compiled (one program, not one per op)."""
+    return _act.get(name).backward(z, g)
 
 
 def error_variants(problem: Problem, layer: int, g: np.ndarray | None) -> list:

@@ -333,5 +333,5 @@ def cast_problem(problem: tuple, dtype: str) -> tuple:
     net, params, x, y, loss, reg = problem
     host = jax.tree.map(lambda a: np.asarray(a, dtype), (params, x, reg))
     params, x, reg = jax.device_put(host)
-    y = jnp.asarray(y if np.ndim(y) == 1 else np.asarray(y, dtype))
+    y = jax.device_put(np.asarray(y) if np.ndim(y) == 1 else np.asarray(y, dtype))
     return net, params, x, y, loss, reg

@@ -400,7 +400,7 @@ def _computed(problem: tuple, backward: Backward | None, layout: str, rng, n_sam
     seeds = None
     if layout == "seeds":  # the seeds' S: their unscaled penalty, their terms in messages
         seeds = layouts.seeds_scale(loss, x.shape[0], net.out_features)[0]
-    penalty = _host(penalty_grad(params, reg))
+    penalty = ref["penalty_grad"]
     reference = diagnosis.Problem(net, host_params, ref["zs"], ref["acts"], ref["deltas"],
                                   ref["grads"], ref["output_grad"], loss, regs, penalty, **tol,
                                   seeds_scale=seeds)  # fmt: skip
@@ -472,8 +472,8 @@ def _leaf_check(manual: tuple, ref: diagnosis.Problem, s: FDSample, settings: di
 def _reference(net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, reg) -> dict:
     """Autodiff's side, compiled.
 
-    The objective, ``jax.grad``, every layer's ``dL/dz``, the forward table (row form) and
-    ``dL/da`` of the output layer (None for a fused loss).
+    The objective, ``jax.grad``, every layer's ``dL/dz``, the forward table (row form),
+    ``dL/da`` of the output layer (None for a fused loss) and the penalty's own gradient.
     """
     value = objective_and_output(net, params, x, y, loss=loss, reg=reg)[0]
     grads = jax.grad(lambda p: objective_and_output(net, p, x, y, loss=loss, reg=reg)[0])(params)
@@ -494,7 +494,7 @@ def _reference(net: MLP, params: Params, x: jax.Array, y: jax.Array, loss: str, 
     if not _losses.fused(loss, out):
         output_grad = jax.grad(lambda a: _losses.data_loss(loss, out, zs[-1], a, y))(acts[-1])
     return {"value": value, "grads": grads, "deltas": deltas, "zs": zs, "acts": acts,
-            "output_grad": output_grad}  # fmt: skip
+            "output_grad": output_grad, "penalty_grad": penalty_grad(params, reg)}  # fmt: skip
 
 
 @functools.partial(jax.jit, static_argnames=("net", "loss"))

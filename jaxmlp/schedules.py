@@ -37,11 +37,11 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxmlp._checks import check_range, is_concrete
+from jaxmlp._checks import as_array, check_range, is_concrete
 
 
 def _float(value: Any) -> jax.Array:
-    return jnp.asarray(value, dtype=jnp.result_type(float))
+    return as_array(value, jnp.result_type(float))
 
 
 def _checked_as_floats(schedule: Any) -> Any:

@@ -82,9 +82,15 @@ def data_seed(config: TrainConfig) -> int:
     return config.seed if config.data_seed is None else config.data_seed
 
 
-def keys(seed: int) -> jax.Array:
+def keys(seed: int) -> tuple[jax.Array, ...]:
     """The five keys of a run: data, validation draw, validation split, init and shuffles."""
-    return jax.random.split(jax.random.key(seed), 5)
+    return _split5(jax.random.key(seed))
+
+
+@jax.jit
+def _split5(key: jax.Array) -> tuple[jax.Array, ...]:
+    """`key` split in 5, compiled once (split and unpacked op by op, two programs per call)."""
+    return tuple(jax.random.split(key, 5))
 
 
 def choose_task(config: TrainConfig, y: Any) -> tuple[str, str]:
@@ -130,7 +136,7 @@ def as_labels(y: Any, name: str) -> jax.Array:
             f"--task classification needs whole-number class labels from 0, one per row; the "
             f"{name} has shape {np.shape(y)} and values such as {arr.reshape(-1)[:3].tolist()}"
         )
-    return jnp.asarray(arr.astype(np.int32))
+    return jax.device_put(arr.astype(np.int32))
 
 
 def as_targets(y: Any) -> jax.Array:
@@ -159,7 +165,7 @@ def setup(config: TrainConfig, data: Data | None = None, announce: bool = True) 
     target = None
     if loss == CCE:
         ys = {k: as_labels(v, k) for k, v in sets.items() if v is not None}
-        out_features = 1 + int(max(np.max(ys[k]) for k in ys if k != "test target"))
+        out_features = 1 + max(int(np.max(np.asarray(ys[k]))) for k in ys if k != "test target")
         _check_test_classes(ys.get("test target"), out_features)
     else:
         ys = {k: as_targets(v) for k, v in sets.items() if v is not None}

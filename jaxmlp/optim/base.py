@@ -32,7 +32,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.tree_util import PyTreeDef
 
-from jaxmlp._checks import check_range, check_tree_matches, is_concrete
+from jaxmlp._checks import as_array, check_range, check_tree_matches, is_concrete
 from jaxmlp.schedules import as_schedule, is_schedule
 
 Updates = Any
@@ -120,7 +120,7 @@ class Hyper:
     def initial(self, name: str, value: Any) -> Any:
         """The leaf a factory puts in a fresh state: a float array of JAX's default float dtype."""
         check_range(name, value, self.low, self.high)
-        return jnp.asarray(value, dtype=jnp.result_type(float))
+        return as_array(value, jnp.result_type(float))
 
     def replacement(self, owner: str, name: str, old: Any, value: Any) -> Any:
         """The leaf `set_hyperparams` puts in place of `old` in an `owner` state.
