@@ -4,6 +4,8 @@ Truths: the first seed's tables transcribed literally in NumPy (column vectors),
 `jaxmlp.objective` in float64, and known values at the kinks.
 """
 
+import logging
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -522,3 +524,29 @@ def test_train_step_rejects_unknown_grads():
         jm.make_train_step(net, opt, loss=CCE, grads="backprop")
     with pytest.raises(ValueError, match="unknown grads"):
         jm.train_step(net, opt, params, opt.init(params), x, y, loss=CCE, grads="auto")
+
+
+def test_a_call_outside_jit_compiles_one_program_and_equals_op_by_op(x64, caplog):
+    # objective, backprop and value_and_backprop: one program per net, loss and shapes (not one
+    # per operation), reused for new values; the numbers are those of the op-by-op computation.
+    net = jm.MLP((3, 5, 4, 2), ("tanh", "relu", "softmax"))
+    params = jm.init_params(jax.random.key(0), net, dtype="float64")
+    rng = np.random.default_rng(0)
+    reg = jm.Regularization(l1w=1e-3, l2w=1e-2)
+    kw = dict(loss="categorical_crossentropy", reg=reg)
+    calls = {"objective": jm.objective, "backprop": backprop,
+             "value_and_backprop": value_and_backprop}  # fmt: skip
+    for name, fn in calls.items():
+        x, y = rng.normal(size=(11, 3)), rng.integers(0, 2, 11)
+        with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+            caplog.clear()
+            first = fn(net, params, x, y, **kw)
+            again = fn(net, params, x + 1.0, (y + 1) % 2, **kw)  # new values, the same shapes
+        compiled = [
+            r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()
+        ]
+        assert len(compiled) == 1, (name, compiled)
+        with jax.disable_jit():
+            for got, args in ((first, (x, y)), (again, (x + 1.0, (y + 1) % 2))):
+                want = fn(net, params, *args, **kw)
+                chex.assert_trees_all_close(got, want, rtol=1e-12, atol=1e-15)

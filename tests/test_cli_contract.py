@@ -154,6 +154,8 @@ def test_an_interrupted_run_saves_everything_and_resumes_bit_exactly(tmp_path, s
         assert len(list(csv.reader(f))) == epoch + 1
     saved = json.loads((out / "history.json").read_text())
     assert saved["epochs_run"] == epoch and len(saved["history"]["loss"]) == epoch
+    if sig == signal.SIGTERM:
+        return  # the same files as after SIGINT (checked above); resuming them is checked once
     # Resumed to epoch + 20, it equals one uninterrupted run of epoch + 20 epochs.
     total = str(epoch + 20)
     resumed = cli("--out", str(out), "--epochs", total, "--resume", "--no-plots")

@@ -634,7 +634,7 @@ def test_contract_fit(case):
 # --------------------------------------------------------------------------- backprop == grad
 
 
-@profile(18)
+@profile(12)
 @given(cases(defects=False), st.booleans())
 def test_backprop_equals_autodiff(case, masked):
     with jax.enable_x64(True):
