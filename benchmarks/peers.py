@@ -37,6 +37,7 @@ class Problem:
     eps: float = 1e-8
     l2: float = 5e-4  # on weights only
     shuffle: bool = True  # reshuffle every epoch (False: the same batch order every epoch)
+    fit_shuffle: bool = True  # jaxmlp's fit reshuffles (run.py --peers-fixed: only it does)
 
     @property
     def n(self) -> int:

@@ -2,6 +2,7 @@
 
     python benchmarks/run.py                          # every workload, every installed peer
     python benchmarks/run.py --workloads tiny,small --quick
+    python benchmarks/run.py --peers-fixed          # fit reshuffles, the peers do not
 
 Every implementation trains the same MLP (ReLU hidden layers, softmax cross-entropy on the
 logits, ``5e-4·ΣW²`` on the weights, Adam ``lr=1e-3, b1=0.9, b2=0.999, eps=1e-8``) from the same
@@ -9,6 +10,11 @@ initial weights on the same data: ``--batches`` mini-batches per epoch, reshuffl
 Before timing, each trains 3 epochs over the first 4 batches in a fixed order, and its
 per-epoch mean losses must agree with jaxmlp's to ``--rtol`` (float32 arithmetic, different
 summation orders); a disagreement is printed and makes the exit status 1.
+
+With ``--no-shuffle`` nobody shuffles (the training steps alone); with ``--peers-fixed`` the
+peers (and the jaxmlp step loop) step through the batches in the same order every epoch while
+`jaxmlp.fit` reshuffles, its default: issue 17's comparison, where the shuffle is part of
+fit's time and not of the peers'.
 
 Throughput is samples per second in steady state: after a warm-up (which compiles), each
 implementation is timed on runs of whole epochs lasting about ``--seconds``, the runs of all
@@ -52,7 +58,7 @@ WORKLOADS = {
 CHECK_BATCHES, CHECK_EPOCHS = 4, 3
 
 
-def make_problem(sizes, batch, n_batches, seed=0, shuffle=True) -> Problem:
+def make_problem(sizes, batch, n_batches, seed=0, shuffle=True, fit_shuffle=True) -> Problem:
     """Gaussian inputs, labels from a random linear teacher, He-initialised weights."""
     rng = np.random.default_rng(seed)
     n = n_batches * batch
@@ -61,7 +67,8 @@ def make_problem(sizes, batch, n_batches, seed=0, shuffle=True) -> Problem:
     net = jm.MLP(sizes, ("relu",) * (len(sizes) - 2) + ("softmax",))
     params = jm.init_params(jax.random.key(seed), net, dtype=jnp.float32)
     params = tuple((np.asarray(p["W"]), np.asarray(p["b"])) for p in params)
-    return Problem(sizes=tuple(sizes), batch=batch, x=x, y=y, params=params, shuffle=shuffle)
+    return Problem(sizes=tuple(sizes), batch=batch, x=x, y=y, params=params, shuffle=shuffle,
+                   fit_shuffle=fit_shuffle)  # fmt: skip
 
 
 class _Jaxmlp:
@@ -98,7 +105,7 @@ class JaxmlpFit(_Jaxmlp):
     def train(self, epochs):
         r = self.fit(
             self.params, self.x, self.y, epochs, key=self.key, opt_state=self.state,
-            initial_epoch=self.done, shuffle=self.pb.shuffle,
+            initial_epoch=self.done, shuffle=self.pb.fit_shuffle,
         )  # fmt: skip
         self.params, self.state, self.done = r.params, r.opt_state, self.done + epochs
 
@@ -162,7 +169,8 @@ def timed(fn, *args):
 
 
 def bench_workload(name, sizes, batch, impls, args):
-    pb = make_problem(sizes, batch, args.batches, shuffle=not args.no_shuffle)
+    pb = make_problem(sizes, batch, args.batches, shuffle=not (args.no_shuffle or args.peers_fixed),
+                      fit_shuffle=not args.no_shuffle)  # fmt: skip
     built = {key: make(pb) for key, make in impls.items()}
 
     # Agreement: per-epoch mean losses over fixed-order batches, against jaxmlp's fit.
@@ -194,6 +202,13 @@ def bench_workload(name, sizes, batch, impls, args):
     }
 
 
+def shuffled(args) -> str:
+    """Who reshuffles every epoch, in words."""
+    if args.no_shuffle:
+        return "nobody"
+    return "jaxmlp's fit only" if args.peers_fixed else "everyone"
+
+
 def fmt_rate(r):
     return f"{r / 1e6:.2f} M/s" if r >= 1e6 else f"{r / 1e3:.1f} k/s"
 
@@ -207,6 +222,9 @@ def main() -> int:
     parser.add_argument("--rtol", type=float, default=1e-4, help="loss agreement tolerance")
     parser.add_argument(
         "--no-shuffle", action="store_true", help="the same batch order every epoch, for all"
+    )
+    parser.add_argument(
+        "--peers-fixed", action="store_true", help="only jaxmlp's fit reshuffles (issue 17)"
     )
     parser.add_argument("--quick", action="store_true", help="3 repeats of 0.25 s")
     args = parser.parse_args()
@@ -239,7 +257,7 @@ def main() -> int:
         f"\njax {jax.__version__} on {jax.devices()[0].device_kind} ({cpu}, "
         f"{os.cpu_count()} cores){extra}; matmul peak "
         f"{peak / 1e9:.0f} GFLOP/s; load {load:.2f}; {args.batches} batches per epoch, median "
-        f"of {args.repeats} runs of ~{args.seconds} s\n"
+        f"of {args.repeats} runs of ~{args.seconds} s; shuffled: {shuffled(args)}\n"
     )
     results = {}
     for w in names:
