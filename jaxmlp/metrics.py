@@ -29,6 +29,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxmlp._checks import as_array
 from jaxmlp.model import Params
 
 
@@ -41,7 +42,7 @@ def precision_of(loss: str, y: Any, dtype: Any = None) -> jax.Array:
     """The regression accuracy's tolerance ``std(y) / 250`` (0, unused, for classification)."""
     dtype = dtype or jnp.result_type(float)
     if task_of(loss) != "regression":
-        return jax.device_put(np.zeros((), dtype))  # from the host: nothing to compile
+        return as_array(0.0, dtype)  # from the host: nothing to compile
     return (jnp.std(y) / 250).astype(dtype)
 
 

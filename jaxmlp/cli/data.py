@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import datasets
-from jaxmlp._checks import check_problem
+from jaxmlp._checks import as_array, check_problem
 from jaxmlp.cli.config import GENERATED, TrainConfig, default_activations
 from jaxmlp.model import MLP
 
@@ -136,7 +136,7 @@ def as_labels(y: Any, name: str) -> jax.Array:
             f"--task classification needs whole-number class labels from 0, one per row; the "
             f"{name} has shape {np.shape(y)} and values such as {arr.reshape(-1)[:3].tolist()}"
         )
-    return jax.device_put(arr.astype(np.int32))
+    return as_array(arr, np.int32)
 
 
 def as_targets(y: Any) -> jax.Array:
