@@ -224,9 +224,12 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     # (Device arrays from the host: an eager jnp operation would compile before the run.)
     alive = jax.device_put(np.asarray(True)) if watch is None else ~watch.stopped  # resumed: done
     rest = (history_buffer(spec, x.dtype), args, alive, watch, numbers)
-    # Copies: the program donates params and state, and the caller's arrays must stay valid.
+    # Copies: the program donates params and state, and the caller's arrays must stay valid (a
+    # state `opt.init` made here is the run's own: it needs no copy).
     if mesh is None:
-        params, state = jax.device_put((params, state), may_alias=False)
+        params, *copied = jax.device_put((params,) if opt_state is None else (params, state),
+                                         may_alias=False)  # fmt: skip
+        state = copied[0] if copied else state
     else:
         params, state = _placement.place((params, state), _placement.replicated(mesh), copy=True)
         rest = _placement.place(rest, _placement.replicated(mesh))

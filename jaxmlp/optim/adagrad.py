@@ -70,8 +70,8 @@ def adagrad(
         base.check_eps(eps, eps_root, "adagrad")
 
     def init(params: Any) -> AdagradState:
-        G0 = jax.tree.map(lambda p: jnp.full_like(p, initial_accumulator_value), params)
-        return AdagradState(count=base.count0(), sum_of_squares=G0, **base.fresh(hypers))
+        fields, (G0,) = base.initial(hypers, params, (initial_accumulator_value,))
+        return AdagradState(sum_of_squares=G0, **fields)
 
     def update(grads: Any, state: AdagradState, params: Any = None):
         base.check_state(state, AdagradState, "adagrad")

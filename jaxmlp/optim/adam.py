@@ -61,10 +61,10 @@ class AdamWState(NamedTuple):
     )
 
 
-def _moments(params: Any, amsgrad: bool) -> dict[str, Any]:
-    """Fresh moments ``mu``, ``nu`` and (amsgrad) ``nu_max`` for `AdamState` and `AdamWState`."""
-    nu_max = base.zeros(params) if amsgrad else None
-    return {"mu": base.zeros(params), "nu": base.zeros(params), "nu_max": nu_max}
+def _fresh(hypers: dict[str, Any], params: Any, amsgrad: bool) -> dict[str, Any]:
+    """A fresh `AdamState`'s or `AdamWState`'s fields: the count, hyperparameters and moments."""
+    fields, (mu, nu, *nu_max) = base.initial(hypers, params, (0,) * (3 if amsgrad else 2))
+    return {**fields, "mu": mu, "nu": nu, "nu_max": nu_max[0] if amsgrad else None}
 
 
 def _adam_direction(grads: Any, state: Any, amsgrad: bool) -> tuple[Any, Any]:
@@ -132,7 +132,7 @@ def adam(
     base.check_eps(eps, eps_root, "adam")
 
     def init(params: Any) -> AdamState:
-        return AdamState(count=base.count0(), **_moments(params, amsgrad), **base.fresh(hypers))
+        return AdamState(**_fresh(hypers, params, amsgrad))
 
     def update(grads: Any, state: AdamState, params: Any = None):
         base.check_state(state, AdamState, "adam")
@@ -235,7 +235,7 @@ def adamw(
 
     def init(params: Any) -> AdamWState:
         _decay_mask(mask, params)  # fail now on a mask that does not fit the params
-        return AdamWState(count=base.count0(), **_moments(params, amsgrad), **base.fresh(hypers))
+        return AdamWState(**_fresh(hypers, params, amsgrad))
 
     def update(grads: Any, state: AdamWState, params: Any = None):
         base.check_state(state, AdamWState, "adamw")

@@ -16,8 +16,8 @@ factories build their states from the same declarations (`Hyperparameters.initia
 interval is written once.
 
 The helpers below are the pieces of the updates: ``−η_t·d`` with ``η_t = schedule(count)`` or the
-fixed rate (`descent`, `lr_now`), the moving average ``β·m + (1 − β)·g^k`` (`ema`), zero moments
-(`zeros`), and the checks every ``update`` runs on its state.
+fixed rate (`descent`, `lr_now`), the moving average ``β·m + (1 − β)·g^k`` (`ema`), a fresh state's
+leaves (`initial`), and the checks every ``update`` runs on its state.
 """
 
 from __future__ import annotations
@@ -285,45 +285,48 @@ def learning_rate_of(state: Any) -> jax.Array:
 # Pieces of the updates
 
 
-def count0() -> jax.Array:
-    """The step count of a fresh state: an int32 zero (copied from the host: nothing compiles)."""
-    return jax.device_put(np.zeros((), np.int32))
-
-
 def next_count(count: jax.Array) -> jax.Array:
     """``count + 1``, saturating instead of wrapping around to a negative step."""
     return jnp.where(count < jnp.iinfo(jnp.int32).max, count + 1, count)
 
 
-def fresh(hypers: dict[str, Any]) -> dict[str, Any]:
-    """The factory's hyperparameter leaves copied for a new state.
+def initial(hypers: dict[str, Any], params: Any = None,
+            fills: tuple[Any, ...] = ()) -> tuple[dict[str, Any], list[Any]]:  # fmt: skip
+    """The leaves of a fresh state: its count, its hyperparameters, and its moments.
 
-    Every `init` returns arrays of its own: a jitted step that donates its state (as optax
-    users write one) must not delete the leaves the next `init` hands out.
+    Returns ``({"count": 0, **hypers}, moments)``: the int32 step count, copies of the factory's
+    hyperparameter leaves, and for each value in `fills` a tree shaped like `params` filled with
+    it, each leaf in its parameter's dtype and placement (a moment: 0, or Adagrad's initial
+    accumulator).
+
+    Every `init` returns arrays of its own: a jitted step that donates its state (as optax users
+    write one) must not delete the leaves the next `init` hands out. Outside `jax.jit` all of them
+    come from the host in one transfer, so `init` compiles nothing (a `jnp.zeros_like` of each
+    new shape would be a compilation of its own: tens of ms in a first call) and costs one
+    transfer, not one per leaf (tens of µs each, in every `jaxmlp.fit` call).
     """
-
-    def copy(a: Any) -> Any:
-        concrete = is_concrete(a) and isinstance(a, jax.Array)
-        return jax.device_put(a, may_alias=False) if concrete else a
-
-    return jax.tree.map(copy, hypers)
-
-
-def zeros(params: Any) -> Any:
-    """A tree of zeros shaped like `params`, each leaf in its dtype and placement (a fresh moment).
-
-    Outside `jax.jit` the zeros are copied from the host, so `init` compiles nothing (each
-    `jnp.zeros_like` of a new shape would be a compilation of its own: tens of ms in a first call).
-    """
-    return jax.tree.map(zeros_like, params)
-
-
-def zeros_like(p: Any) -> Any:
-    """`jnp.zeros_like` of one leaf; a host copy to the leaf's placement for a concrete array."""
-    if not (is_concrete(p) and isinstance(p, jax.Array)):
-        return jnp.zeros_like(p)
-    z = np.zeros(p.shape, p.dtype)
-    return jax.device_put(z, p.sharding) if p.committed else jax.device_put(z)
+    leaves, tree = jax.tree.flatten(hypers)
+    copy = [i for i, a in enumerate(leaves) if is_concrete(a) and isinstance(a, jax.Array)]
+    like, like_tree = jax.tree.flatten(params)
+    on_host = all(isinstance(p, (jax.Array, np.ndarray)) and is_concrete(p) for p in like)
+    on_host = on_host and all(is_concrete(f) for f in fills)
+    host = [np.zeros((), np.int32)] + [leaves[i] for i in copy]
+    places: list[Any] = [None] * len(host)
+    if on_host:
+        for f in fills:
+            host += [np.full(p.shape, f, p.dtype) for p in like]
+            places += [p.sharding if isinstance(p, jax.Array) and p.committed else None
+                       for p in like]  # fmt: skip
+    count, *arrays = jax.device_put(host, places, may_alias=False)
+    for i in copy:
+        leaves[i] = arrays.pop(0)
+    if on_host:
+        n = len(like)
+        moments = [jax.tree.unflatten(like_tree, arrays[j * n : (j + 1) * n])
+                   for j in range(len(fills))]  # fmt: skip
+    else:
+        moments = [jax.tree.map(lambda p, f=f: jnp.full_like(p, f), params) for f in fills]
+    return {"count": count, **jax.tree.unflatten(tree, leaves)}, moments
 
 
 def ema(moment: Any, grads: Any, decay: jax.Array, order: int) -> Any:

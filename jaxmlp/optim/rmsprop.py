@@ -79,10 +79,8 @@ def rmsprop(
     base.check_eps(eps, eps_root, "rmsprop")
 
     def init(params: Any) -> RMSPropState:
-        nu, trace = base.zeros(params), base.zeros(params)
-        grad_avg = base.zeros(params) if centered else None
-        hyper = base.fresh(hypers)
-        return RMSPropState(count=base.count0(), nu=nu, grad_avg=grad_avg, trace=trace, **hyper)
+        fields, (nu, trace, *avg) = base.initial(hypers, params, (0,) * (3 if centered else 2))
+        return RMSPropState(nu=nu, grad_avg=avg[0] if centered else None, trace=trace, **fields)
 
     def update(grads: Any, state: RMSPropState, params: Any = None):
         base.check_state(state, RMSPropState, "rmsprop")

@@ -59,7 +59,8 @@ def sgd(
     hypers = SGDState.hyperparameters.initial(learning_rate=learning_rate, momentum=momentum)
 
     def init(params: Any) -> SGDState:
-        return SGDState(count=base.count0(), trace=base.zeros(params), **base.fresh(hypers))
+        fields, (trace,) = base.initial(hypers, params, (0,))
+        return SGDState(trace=trace, **fields)
 
     def update(grads: Any, state: SGDState, params: Any = None) -> tuple[base.Updates, SGDState]:
         base.check_state(state, SGDState, "sgd")

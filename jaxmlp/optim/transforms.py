@@ -67,7 +67,7 @@ def clip_by_global_norm(max_norm: float) -> base.Optimizer:
     hypers = ClipState.hyperparameters.initial(max_norm=max_norm)
 
     def init(params: Any) -> ClipState:
-        return ClipState(count=base.count0(), **base.fresh(hypers))
+        return ClipState(**base.initial(hypers)[0])
 
     def update(grads: Any, state: ClipState, params: Any = None):
         base.check_state(state, ClipState, "clip_by_global_norm")
@@ -286,7 +286,7 @@ def proximal_l1(
 
     def init(params: Any) -> ProximalL1State:
         _check_layers(params, {"l1w": l1w0, "l1b": l1b0}, "proximal_l1")
-        return ProximalL1State(count=base.count0(), **base.fresh(hypers))
+        return ProximalL1State(**base.initial(hypers)[0])
 
     def update(updates: Any, state: ProximalL1State, params: Any = None):
         base.check_state(state, ProximalL1State, "proximal_l1")
