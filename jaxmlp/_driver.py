@@ -24,7 +24,6 @@ from types import FrameType
 from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
 from jaxmlp import early_stopping
@@ -104,8 +103,9 @@ def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initia
     x, y, _ = check_problem(net, x, y, loss, dtype=dtype)
     regs = per_layer(reg, net.n_layers)
     batch_size = check_counts(epochs, initial_epoch, batch_size, x.shape[0])
-    if validation is None:  # zeros from the host: slicing a device array compiles (per shape)
-        xv, yv = (jax.device_put(np.zeros((1,) + a.shape[1:], a.dtype)) for a in (x, y))
+    if validation is None:  # zeros from the host (the program's call copies them; slicing a
+        # device array would compile a program per shape)
+        xv, yv = (np.zeros((1,) + a.shape[1:], a.dtype) for a in (x, y))
         return x, y, xv, yv, batch_size, regs
     if not isinstance(validation, (tuple, list)) or len(validation) != 2:
         raise TypeError("validation must be a pair (x_val, y_val)")
@@ -227,14 +227,20 @@ class Loop:
         self.params, self.state, self.buffers, self.args, self.alive, self.watch, self.numbers = (
             inputs
         )
-        self.runs = jax.device_put(np.zeros(np.shape(self.alive), np.int32))
-        if self.alive.committed:  # placed on a mesh: `runs` goes there too, or calls recompile
+        # Host arrays until the first call copies them (a transfer each costs tens of µs).
+        self.runs = np.zeros(np.shape(self.alive), np.int32)
+        if self.placed:  # placed on a mesh: `runs` goes there too, or calls recompile
             self.runs = jax.device_put(self.runs, self.alive.sharding)
         self.spec = spec
         empty = unpack_rows(spec, np.full((epochs,) + self.buffers.shape[1:], np.nan,
                                           self.buffers.dtype))  # fmt: skip
         self.rows = {k: v.copy() for k, v in empty.items()}
         self.live, self.stopped = np.asarray(self.alive), np.zeros(np.shape(self.alive), bool)
+
+    @property
+    def placed(self) -> bool:
+        """Whether `alive` is placed on a mesh (committed): the carry's new arrays must follow."""
+        return isinstance(self.alive, jax.Array) and self.alive.committed
 
     @property
     def epoch(self) -> int:
@@ -285,11 +291,9 @@ class Loop:
         stop = stop & self.live
         if stop.any():
             self.stopped, self.live = self.stopped | stop, self.live & ~stop
-            alive = jnp.asarray(self.live)
             # Placed as the old one (committed only on a mesh), or the program compiles again.
-            self.alive = (
-                jax.device_put(alive, self.alive.sharding) if self.alive.committed else alive
-            )
+            placed = self.placed
+            self.alive = jax.device_put(self.live, self.alive.sharding) if placed else self.live
 
     def outcome(self, interrupted: bool = False) -> Outcome:
         """What `train` returns."""

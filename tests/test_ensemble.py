@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 import jaxmlp as jm
-from jaxmlp.ensemble import fit_many, stack, take, take_reg, unstack
+from jaxmlp.ensemble import fit_many, init_states, stack, take, take_reg, unstack
 from jaxmlp.optim import set_hyperparams
 
 NET = jm.MLP((2, 16, 3), ("relu", "softmax"))
@@ -249,3 +249,68 @@ def test_group_size_must_divide_k_and_a_run_that_cannot_fit_is_refused(monkeypat
     refused = r"4 models of this net need about \d+ KiB \(4 models' parameters and optimizer "
     with pytest.raises(ValueError, match=refused + r".* more than 80% of the device's 16 KiB"):
         fit_many(NET, params, jm.optim.sgd(0.1), x, y, **kw)
+
+
+@pytest.mark.parametrize(
+    "opt",
+    [
+        jm.optim.adam(1e-3, amsgrad=True),
+        jm.optim.adamw(1e-3),
+        jm.optim.sgd(0.1, momentum=0.9),
+        jm.optim.rmsprop(1e-3, centered=True),
+        jm.optim.adagrad(0.1, initial_accumulator_value=0.25),
+        jm.optim.adam(jm.schedules.cosine(1e-2, 100)),
+        jm.optim.chain(jm.optim.clip_by_global_norm(1.0), jm.optim.sgd(0.1)),
+    ],
+    ids=[
+        "adam-amsgrad",
+        "adamw",
+        "sgd-momentum",
+        "rmsprop-centered",
+        "adagrad",
+        "schedule",
+        "chain",
+    ],
+)
+def test_init_states_equals_vmap_of_init(x64, opt):
+    # Made on the host from one model's state: the same leaves, dtypes and values as vmap(init).
+    dtype = "float64" if x64 else "float32"
+    params = stack([jm.init_params(jax.random.key(s), NET, dtype=dtype) for s in range(3)])
+    got, want = init_states(opt, params), jax.vmap(opt.init)(params)
+    assert jax.tree.structure(got) == jax.tree.structure(want)
+    for g, w in zip(jax.tree.leaves(got), jax.tree.leaves(want)):
+        assert (g.shape, g.dtype, g.weak_type) == (w.shape, w.dtype, w.weak_type)
+        np.testing.assert_array_equal(g, w)
+
+
+def test_init_states_runs_an_init_that_reads_the_values_under_vmap():
+    # A state that copies the parameters (weight averaging, say) must see each model's own.
+    remember = jm.optim.Optimizer(lambda p: {"start": jax.tree.map(lambda a: 2.0 * a, p)},
+                                  lambda g, s, p=None: (g, s))  # fmt: skip
+    params = stack([jm.init_params(jax.random.key(s), NET) for s in range(3)])
+    state = init_states(remember, params)
+    chex.assert_trees_all_close(state["start"], jax.tree.map(lambda a: 2.0 * a, params))
+
+
+def test_fit_many_compiles_only_its_program(caplog):
+    # Sizes no other test uses, so no eager kernel is already compiled for them: the first call
+    # checks, makes the states and stops a model without compiling anything but its loop.
+    net = jm.MLP((3, 11, 4), ("tanh", "softmax"))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(40, 3)).astype(np.float32), rng.integers(0, 4, 40)
+    params = stack([jm.init_params(jax.random.key(s), net) for s in range(3)])
+
+    def stop_model_0(snapshot):
+        return np.array([snapshot.epoch >= 2, False, False])
+
+    def run():
+        return fit_many(net, params, jm.optim.adam(1e-2), x, y, loss=LOSS, epochs=4,
+                        batch_size=16, progress=False, callback=stop_model_0)  # fmt: skip
+
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        result = run()
+    compiled = [
+        r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()
+    ]
+    assert len(compiled) == 1 and "jit(_fit_many_epochs)" in compiled[0], compiled
+    assert list(result.epochs_run) == [2, 4, 4]
