@@ -89,8 +89,10 @@ class EarlyStopping(NamedTuple):
 
     def numbers(self, dtype: Any) -> tuple[jax.Array, jax.Array, jax.Array]:
         """``(min_delta, patience, start_from_epoch)`` as arrays: data, not part of the program."""
-        return (jnp.asarray(self.min_delta, dtype), jnp.asarray(self.patience, jnp.int32),
-                jnp.asarray(self.start_from_epoch, jnp.int32))  # fmt: skip
+        # Cast on the host, then one transfer (a jnp cast compiles a program per dtype).
+        return tuple(jax.device_put([np.asarray(self.min_delta, dtype),
+                                     np.asarray(self.patience, np.int32),
+                                     np.asarray(self.start_from_epoch, np.int32)]))  # fmt: skip
 
 
 class Watching(NamedTuple):
@@ -121,17 +123,20 @@ class Watch(NamedTuple):
 def start(watching: Watching, params: Any, opt_state: Any, shape: tuple, dtype: Any) -> Watch:
     """The state before any epoch: for one model (``shape ()``) or K (``(K,)``)."""
     keep = watching.restore_best
-    return Watch(jnp.full(shape, jnp.inf, dtype), jnp.zeros(shape, jnp.int32),
-                 jnp.zeros(shape, jnp.int32), jnp.zeros(shape, bool),
-                 jax.tree.map(jnp.copy, params) if keep else None,
-                 jax.tree.map(jnp.copy, opt_state) if keep else None)  # fmt: skip
+    # From the host and copies, in one transfer: eager jnp operations compile a program each.
+    counters = [np.full(shape, np.inf, dtype), np.zeros(shape, np.int32),
+                np.zeros(shape, np.int32), np.zeros(shape, bool)]  # fmt: skip
+    best = (params, opt_state) if keep else (None, None)
+    return Watch(*jax.device_put((*counters, *best), may_alias=False))
 
 
 def check_state(state: Any, new: Watch) -> Watch:
     """`state` (a `Watch` from a `Snapshot` or a checkpoint) as arrays, if it has `new`'s form.
 
-    Raises ValueError naming the first field whose structure, shape or dtype differs (another
-    net, number of models, ``restore_best`` or float precision).
+    The arrays are copies: the run donates its early stopping state to the compiled program, and
+    the caller's `state` must stay valid (to resume from it again). Raises ValueError naming the
+    first field whose structure, shape or dtype differs (another net, number of models,
+    ``restore_best`` or float precision).
     """
     if not isinstance(state, Watch):
         raise TypeError(
@@ -145,12 +150,16 @@ def check_state(state: Any, new: Watch) -> Watch:
                 f"early_state.{name} does not match this run (restore_best, net or models differ)"
             )
         for x, y in zip(jax.tree.leaves(a), jax.tree.leaves(b)):
-            if np.shape(x) != np.shape(y) or np.asarray(x).dtype != y.dtype:
+            dtype = x.dtype if hasattr(x, "dtype") else np.asarray(x).dtype
+            if np.shape(x) != np.shape(y) or dtype != y.dtype:
                 raise ValueError(
                     f"early_state.{name} has arrays of shape {np.shape(x)} and dtype "
-                    f"{np.asarray(x).dtype}; this run needs {np.shape(y)} {y.dtype}"
+                    f"{dtype}; this run needs {np.shape(y)} {y.dtype}"
                 )
-    return jax.tree.map(lambda x, y: jnp.asarray(x, y.dtype), state, new)
+    # Host values cast on the host, then one transfer (eager casts compile a program each).
+    host = jax.tree.map(lambda x, y: x if isinstance(x, jax.Array) else np.asarray(x, y.dtype),
+                        state, new)  # fmt: skip
+    return jax.device_put(host, may_alias=False)
 
 
 def watch(watching: Watching, w: Watch, value: jax.Array, epoch: jax.Array, live: jax.Array,

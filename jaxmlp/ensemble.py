@@ -437,7 +437,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     spec, watch, numbers = early_stopping_inputs(spec, early_stopping, params, state, (K,),
                                                  x.dtype, early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), split)
-    alive = np.ones((K,), bool) if watch is None else ~watch.stopped
+    alive = np.ones((K,), bool) if watch is None else np.logical_not(watch.stopped)
     inputs = (params, state, history_buffer(spec, x.dtype, K), args, alive,
               watch, numbers)  # fmt: skip
     if mesh is not None:

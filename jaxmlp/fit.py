@@ -222,7 +222,7 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
                                                  early_state)  # fmt: skip
     args = (key, x, y, xv, yv, regs, precision_of(loss, y, x.dtype), None)
     # (Host arrays, which the program's call copies: an eager jnp operation would compile.)
-    alive = np.asarray(True) if watch is None else ~watch.stopped  # resumed: done
+    alive = np.logical_not(False if watch is None else watch.stopped)  # resumed: done
     rest = (history_buffer(spec, x.dtype), args, alive, watch, numbers)
     # Copies: the program donates params and state, and the caller's arrays must stay valid (a
     # state `opt.init` made here is the run's own: it needs no copy).

@@ -8,6 +8,7 @@ separate run of exactly the best epoch's length.
 """
 
 import functools
+import logging
 
 import jax
 import jax.numpy as jnp
@@ -225,6 +226,13 @@ def test_a_run_resumed_with_its_early_state_decides_as_one_that_never_stopped(x6
     assert (on.best_epoch, on.stop_reason) == (whole.best_epoch, whole.stop_reason)
     for a, b in zip(jax.tree.leaves(on[:2]), jax.tree.leaves(whole[:2])):
         np.testing.assert_allclose(a, b, rtol=1e-12)
+    # The run copies the state it resumes from: the same early_state resumes a second time.
+    again = jm.fit(net, last_params, OPT, x, y, epochs=EPOCHS - whole.best_epoch - 1,
+                   opt_state=last_opt_state, initial_epoch=whole.best_epoch + 1,
+                   early_stopping=es, early_state=part.early_state, **kw)  # fmt: skip
+    assert (again.best_epoch, again.stop_reason) == (on.best_epoch, on.stop_reason)
+    for a, b in zip(jax.tree.leaves(again[:2]), jax.tree.leaves(on[:2])):
+        np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="early_state continues early stopping: pass early_st"):
         jm.fit(net, params, OPT, x, y, epochs=1, early_state=snap.early_state, **kw)
     other = jm.EarlyStopping(patience=3, restore_best=False)
@@ -277,3 +285,22 @@ def test_the_transition_is_the_keras_rule_on_any_sequence(values, repeats, maxim
     assert len(stops) <= 1
     expected = 0 if start_from >= SEQ else best_epoch + 1  # 0: no epoch counted
     assert int(best) == expected
+
+
+def test_a_first_fit_with_early_stopping_compiles_only_its_program(caplog):
+    # Sizes no other test uses, so no eager kernel is already compiled for them: starting the
+    # watch, its settings and restoring the best epoch compile nothing but the training loop.
+    net = jm.MLP((3, 9, 5), ("tanh", "softmax"))
+    rng = np.random.default_rng(0)
+    x, y = rng.normal(size=(60, 3)).astype(np.float32), rng.integers(0, 5, 60)
+    val = (rng.normal(size=(20, 3)).astype(np.float32), rng.integers(0, 5, 20))
+    params = jm.init_params(jax.random.key(0), net)
+    es = jm.EarlyStopping(patience=2, restore_best=True)
+    with caplog.at_level(logging.WARNING), jax.log_compiles(True):
+        result = jm.fit(net, params, jm.optim.adam(0.5), x, y, loss=CCE, epochs=40, batch_size=20,
+                        validation=val, early_stopping=es, progress=False)  # fmt: skip
+    compiled = [
+        r.getMessage() for r in caplog.records if "Finished XLA compilation" in r.getMessage()
+    ]
+    assert len(compiled) == 1 and "jit(_fit_epochs)" in compiled[0], compiled
+    assert result.best_epoch is not None and result.last_state is not None
