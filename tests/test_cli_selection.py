@@ -85,12 +85,26 @@ def test_the_default_run_is_the_books_as_before(tmp_path, capsys):
         200: [0.7789395, 0.7092209, 0.06971861, 0.7133334, 0.8752497, 0.6, 0.01999801, 95.75803,
               177.0992, 11.10421, 18.01118, 0, 0],
     }  # fmt: skip
+    # Epoch 1 (one full-batch update) pins every setting: data, init, loss, penalty, learning
+    # rate, optimizer. Later epochs amplify float rounding, which differs between CPUs' kernels
+    # (on a second 2-core x86 machine: up to 1.1% at epoch 100, 2 of 300 rows of accuracy at
+    # 200), so there only the schedule is exact and the rest must stay close.
+    got = [float(c) for c in rows[0][1:]]
+    np.testing.assert_allclose(got, before.pop(1), rtol=1e-5, atol=1e-7, err_msg="epoch 1")
     for epoch, want in before.items():
         got = [float(c) for c in rows[epoch - 1][1:]]
-        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-7, err_msg=f"epoch {epoch}")
+        lr = header.index("learning_rate") - 1
+        np.testing.assert_allclose(got[lr], want[lr], rtol=1e-6, err_msg=f"epoch {epoch}")
+        np.testing.assert_allclose(got, want, rtol=0.05, atol=0.02, err_msg=f"epoch {epoch}")
     printed = capsys.readouterr().out.splitlines()
-    assert printed[0] == "epoch 200, acc 0.713, loss 0.779 (data 0.709, reg 0.070), lr 0.019998"
-    assert printed[1] == "validation, acc 0.600, loss 0.875"
+    numbers = r"\d+\.\d+"
+    shown = ["epoch 200, acc 0.713, loss 0.779 (data 0.709, reg 0.070), lr 0.019998",
+             "validation, acc 0.600, loss 0.875"]  # fmt: skip
+    for line, want in zip(printed, shown):
+        assert re.sub(numbers, "#", line) == re.sub(numbers, "#", want), line
+        got = [float(v) for v in re.findall(numbers, line)]
+        np.testing.assert_allclose(got, [float(v) for v in re.findall(numbers, want)], atol=0.02)
+    last_val_loss = float(rows[-1][header.index("val_loss")])
     saved = json.loads((out / "history.json").read_text())
     c = saved["config"]
     assert (c["preset"], c["optimizer"], c["lr"], c["schedule"], c["batch_size"]) == (
@@ -101,7 +115,11 @@ def test_the_default_run_is_the_books_as_before(tmp_path, capsys):
     assert not (out / "split.npz").exists()
     header, rows = read_csv(out / "summary.csv")
     assert header[:2] == ["n", "accuracy"] and rows[0][0] == "1"
-    assert float(rows[0][header.index("val_loss")]) == pytest.approx(0.8752497, rel=1e-5)
+    # The summary's val_loss is the last epoch's (as close as the metrics above).
+    val_loss = float(rows[0][header.index("val_loss")])
+    assert val_loss == pytest.approx(last_val_loss) and val_loss == pytest.approx(
+        0.8752497, rel=0.05
+    )
 
 
 def test_a_regression_reports_r2_rmse_mae_in_the_targets_units(files, tmp_path, capsys):

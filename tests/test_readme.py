@@ -76,13 +76,18 @@ def test_the_model_selection_example_prints_what_the_readme_shows():
     printed = out.getvalue().strip().splitlines()
     assert printed[0] == shown[0] == "(30, 2, 64)"
     assert len(printed) == len([line for line in shown if line])
+    numbers = r"-?\d+\.\d+(?:e[-+]\d+)?"
     for got, want in zip(printed[1:], shown[1:]):
-        numbers = r"-?\d+\.\d+(?:e[-+]\d+)?"
+        got_p, want_p = (re.findall(r"p=(\d\.\d+)", line) for line in (got, want))
+        got, want = (re.sub(r" p=\d\.\d+", "", line) for line in (got, want))
         np.testing.assert_allclose(
             [float(v) for v in re.findall(numbers, got)],
             [float(v) for v in re.findall(numbers, want)],
             atol=0.03,  # trained accuracies move by a few rows across CPUs and jax builds
         )
+        # A p-value moves more with those rows (0.78 and 0.61 on two 2-core machines): what the
+        # README concludes from it is that 5e-4 is not distinguishable from no penalty.
+        assert len(got_p) == len(want_p) and all(float(p) > 0.2 for p in got_p + want_p)
 
 
 def test_the_logger_recipe_logs_every_epoch(monkeypatch):
