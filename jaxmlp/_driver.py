@@ -114,6 +114,16 @@ def check_data(net: MLP, x, y, validation, *, loss, reg: RegLike, epochs, initia
     return x, y, xv, yv, batch_size, regs
 
 
+def own_copies(params: Any, state: Any, *, made: bool) -> tuple[Any, Any]:
+    """Copies of `params` and `state` for the program, which donates them.
+
+    The caller's arrays must stay valid; a state the run `made` itself (``opt.init``) is its own.
+    """
+    if made:
+        return jax.device_put(params, may_alias=False), state
+    return jax.device_put((params, state), may_alias=False)
+
+
 def check_options(grads: Any, callback: Any, callback_every: Any) -> None:
     """Raise unless `grads` names a gradient source and `callback` and `callback_every` fit.
 

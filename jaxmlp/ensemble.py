@@ -28,7 +28,14 @@ from jax.tree_util import PyTreeDef
 
 from jaxmlp import _placement, memory
 from jaxmlp._checks import check_key, check_net, check_params, compute_dtype
-from jaxmlp._driver import Callback, check_data, check_options, early_stopping_inputs, train
+from jaxmlp._driver import (
+    Callback,
+    check_data,
+    check_options,
+    early_stopping_inputs,
+    own_copies,
+    train,
+)
 from jaxmlp._epochs import Models, Spec, Subsets, history_buffer
 from jaxmlp.early_stopping import EarlyStopping
 from jaxmlp.fit import FitResult, stop_reason
@@ -420,11 +427,7 @@ def fit_many(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: 
     # (opt_state None, the default, has no leaves to check.)
     _check_models_axis("opt_state", opt_state, K, "(stack K states with jaxmlp.ensemble.stack)")
     state = init_states(opt, params) if opt_state is None else opt_state
-    # Copies: the program donates params and state, and the caller's arrays must stay valid (a
-    # state made here is the run's own).
-    params, *copied = jax.device_put((params,) if opt_state is None else (params, state),
-                                     may_alias=False)  # fmt: skip
-    state = copied[0] if copied else state
+    params, state = own_copies(params, state, made=opt_state is None)
     split = subsets(rows, validation_rows, K, y, xv.shape[0] if validation else None, loss,
                     x.dtype)  # fmt: skip
     n = x.shape[0] if split is None else split.rows.shape[1]

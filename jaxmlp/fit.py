@@ -47,6 +47,7 @@ from jaxmlp._driver import (
     check_data,
     check_options,
     early_stopping_inputs,
+    own_copies,
     train,
 )
 from jaxmlp._epochs import Spec, history_buffer
@@ -224,12 +225,8 @@ def fit(net: MLP, params: Params, opt: Optimizer, x: Any, y: Any, *, loss: str,
     # (Host arrays, which the program's call copies: an eager jnp operation would compile.)
     alive = np.logical_not(False if watch is None else watch.stopped)  # resumed: done
     rest = (history_buffer(spec, x.dtype), args, alive, watch, numbers)
-    # Copies: the program donates params and state, and the caller's arrays must stay valid (a
-    # state `opt.init` made here is the run's own: it needs no copy).
     if mesh is None:
-        params, *copied = jax.device_put((params,) if opt_state is None else (params, state),
-                                         may_alias=False)  # fmt: skip
-        state = copied[0] if copied else state
+        params, state = own_copies(params, state, made=opt_state is None)
     else:
         params, state = _placement.place((params, state), _placement.replicated(mesh), copy=True)
         rest = _placement.place(rest, _placement.replicated(mesh))
